@@ -1,0 +1,39 @@
+/* config.h — server settings: defaults, then the JSON config file, then flags.
+ * Every key is documented in docs/operations.md. */
+#ifndef ST_CONFIG_H
+#define ST_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum st_register_mode { ST_REGISTER_AUTO, ST_REGISTER_KNOWN };
+
+struct st_config {
+    char listen[64];          /* address for TCP and UDP device traffic */
+    int port;                 /* one port, both transports */
+    char db[512];             /* SQLite file */
+    int register_mode;        /* enum st_register_mode */
+    int idle_timeout_s;       /* close a TCP connection silent this long */
+    int max_conn_per_ip;      /* concurrent TCP connections from one address */
+    int max_connections;      /* concurrent TCP connections in all */
+    int64_t raw_frames_max;   /* raw frames kept (oldest deleted first); 0 = keep none */
+    bool sync_full;           /* SQLite synchronous=FULL (fsync each commit) vs NORMAL */
+    int batch_max;            /* reports per transaction at most */
+    int queue_max;            /* reports waiting for the writer before frames are refused */
+    int default_tz_min;       /* zone of devices whose times are local (JT/T 808), minutes east of UTC */
+    char log_level[8];
+};
+
+/** Fill with the documented defaults. */
+void st_config_defaults(struct st_config *c);
+
+/** Apply a JSON config file (unknown keys and wrong types are errors, reported
+ *  with file:line in errbuf). Returns 0 or ST_ECONFIG. */
+int st_config_load(struct st_config *c, const char *path, char *errbuf, size_t errlen);
+
+/** Apply one setting by name from text (the flag and the file share this). */
+int st_config_set(struct st_config *c, const char *key, const char *value, char *errbuf,
+                  size_t errlen);
+
+#endif

@@ -1,0 +1,137 @@
+#include "jsonw.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+void jsonw_init(struct jsonw *w, struct buf *out)
+{
+    w->out = out;
+    w->depth = 0;
+    w->first[0] = true;
+    w->after_key = false;
+}
+
+/* Separator before a value or key at the current level. */
+static void sep(struct jsonw *w)
+{
+    if (w->after_key) {
+        w->after_key = false;
+        return;
+    }
+    if (!w->first[w->depth])
+        buf_append(w->out, ",", 1);
+    w->first[w->depth] = false;
+}
+
+static void open(struct jsonw *w, char c)
+{
+    sep(w);
+    buf_append(w->out, &c, 1);
+    if (w->depth < JSONW_MAX_DEPTH - 1)
+        w->depth++;
+    w->first[w->depth] = true;
+}
+
+static void close_(struct jsonw *w, char c)
+{
+    buf_append(w->out, &c, 1);
+    if (w->depth > 0)
+        w->depth--;
+}
+
+void jsonw_obj_begin(struct jsonw *w) { open(w, '{'); }
+void jsonw_obj_end(struct jsonw *w) { close_(w, '}'); }
+void jsonw_arr_begin(struct jsonw *w) { open(w, '['); }
+void jsonw_arr_end(struct jsonw *w) { close_(w, ']'); }
+
+static void escaped(struct buf *b, const char *s, size_t n)
+{
+    buf_append(b, "\"", 1);
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        buf_append(b, s + run, i - run);
+        run = i + 1;
+        char esc[8];
+        switch (c) {
+        case '"': buf_append(b, "\\\"", 2); break;
+        case '\\': buf_append(b, "\\\\", 2); break;
+        case '\n': buf_append(b, "\\n", 2); break;
+        case '\r': buf_append(b, "\\r", 2); break;
+        case '\t': buf_append(b, "\\t", 2); break;
+        default:
+            snprintf(esc, sizeof esc, "\\u%04x", c);
+            buf_append(b, esc, 6);
+        }
+    }
+    buf_append(b, s + run, n - run);
+    buf_append(b, "\"", 1);
+}
+
+void jsonw_key(struct jsonw *w, const char *key)
+{
+    sep(w);
+    escaped(w->out, key, strlen(key));
+    buf_append(w->out, ":", 1);
+    w->after_key = true;
+}
+
+void jsonw_strn(struct jsonw *w, const char *s, size_t n)
+{
+    sep(w);
+    escaped(w->out, s, n);
+}
+
+void jsonw_str(struct jsonw *w, const char *s)
+{
+    jsonw_strn(w, s, strlen(s));
+}
+
+void jsonw_int(struct jsonw *w, int64_t v)
+{
+    sep(w);
+    buf_printf(w->out, "%lld", (long long)v);
+}
+
+void jsonw_num(struct jsonw *w, double v, int decimals)
+{
+    if (!isfinite(v)) {
+        jsonw_null(w);
+        return;
+    }
+    sep(w);
+    char tmp[64];
+    int n = snprintf(tmp, sizeof tmp, "%.*f", decimals, v);
+    /* Trim trailing zeros so 9.260000 prints as 9.26 and 18.0 as 18. */
+    if (memchr(tmp, '.', (size_t)n)) {
+        while (n > 0 && tmp[n - 1] == '0')
+            n--;
+        if (n > 0 && tmp[n - 1] == '.')
+            n--;
+    }
+    if (n == 2 && tmp[0] == '-' && tmp[1] == '0')
+        buf_append(w->out, "0", 1);
+    else
+        buf_append(w->out, tmp, (size_t)n);
+}
+
+void jsonw_bool(struct jsonw *w, bool v)
+{
+    sep(w);
+    buf_append_str(w->out, v ? "true" : "false");
+}
+
+void jsonw_null(struct jsonw *w)
+{
+    sep(w);
+    buf_append(w->out, "null", 4);
+}
+
+void jsonw_raw(struct jsonw *w, const char *json)
+{
+    sep(w);
+    buf_append_str(w->out, json);
+}

@@ -1,0 +1,36 @@
+/* jsonw.h — a small streaming JSON writer into a struct buf (output only; input
+ * is parsed by jansson). Commas are tracked per nesting level, strings escaped. */
+#ifndef ST_JSONW_H
+#define ST_JSONW_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+#define JSONW_MAX_DEPTH 16
+
+struct jsonw {
+    struct buf *out;
+    int depth;
+    bool first[JSONW_MAX_DEPTH];
+    bool after_key;
+};
+
+void jsonw_init(struct jsonw *w, struct buf *out);
+void jsonw_obj_begin(struct jsonw *w);
+void jsonw_obj_end(struct jsonw *w);
+void jsonw_arr_begin(struct jsonw *w);
+void jsonw_arr_end(struct jsonw *w);
+void jsonw_key(struct jsonw *w, const char *key);
+void jsonw_str(struct jsonw *w, const char *s);
+void jsonw_strn(struct jsonw *w, const char *s, size_t n);
+void jsonw_int(struct jsonw *w, int64_t v);
+/** Shortest round-trip form with at most `decimals` places; NaN/inf → null. */
+void jsonw_num(struct jsonw *w, double v, int decimals);
+void jsonw_bool(struct jsonw *w, bool v);
+void jsonw_null(struct jsonw *w);
+/** Splice already-valid JSON text as one value. */
+void jsonw_raw(struct jsonw *w, const char *json);
+
+#endif

@@ -1,0 +1,584 @@
+/* server.c — one port, two transports, many protocols.
+ *
+ * Path of a frame: read into a shared buffer (a connection keeps bytes only for
+ * a partial frame) → detect the protocol once per connection → frame → decode
+ * into a reused report array → store_submit. The writer thread commits and
+ * wakes the loop (uv_async); the loop then queues each committed frame's reply
+ * on its connection and flushes every touched connection once (one write per
+ * connection per commit, not per frame).
+ *
+ * A connection may close while frames of it are still being committed: it is
+ * freed only when its in-flight count drops to zero, so completions never see
+ * freed memory.
+ */
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+#include <uv.h>
+
+#include "../core/buf.h"
+#include "../core/err.h"
+#include "../core/log.h"
+#include "../core/mem.h"
+#include "../core/strmap.h"
+#include "../core/timeutil.h"
+#include "../proto/proto.h"
+#include "../store/store.h"
+
+#define READ_BUF_SIZE 65536
+#define OUT_MAX_PENDING 65536    /* unsent reply bytes before a peer counts as not reading */
+
+struct conn {
+    uv_tcp_t tcp;
+    struct server *srv;
+    struct proto_stream stream;
+    struct proto_ctx ctx;
+    struct buf in;               /* partial frame only */
+    struct buf out;              /* replies waiting for the flush */
+    size_t writing;              /* bytes handed to uv_write, not yet completed */
+    uint32_t in_flight;          /* frames submitted, not yet committed */
+    bool closing, closed, touched;
+    uint64_t last_rx_ms;
+    char peer[64];
+    char ip[48];
+    char device_id[REPORT_ID_LEN];
+    struct conn *prev, *next;    /* idle list, least recently active first */
+    struct conn *next_touched;
+};
+
+struct server {
+    const struct st_config *cfg;
+    uv_loop_t *loop;
+    uv_tcp_t tcp;
+    uv_udp_t udp;
+    uv_async_t committed;
+    uv_timer_t sweep;
+    uv_signal_t sigint, sigterm;
+    struct store *store;
+    struct conn *idle_head, *idle_tail;
+    struct conn *touched;
+    struct strmap per_ip;
+    size_t n_conns;
+    uint8_t read_buf[READ_BUF_SIZE];
+    uint8_t udp_buf[READ_BUF_SIZE];
+    struct report reports[PROTO_MAX_REPORTS];
+    struct proto_reply reply;
+    struct proto_ctx udp_ctx;
+};
+
+/* ---- connection list and lifetime ------------------------------------- */
+
+static void idle_unlink(struct server *srv, struct conn *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else if (srv->idle_head == c)
+        srv->idle_head = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    else if (srv->idle_tail == c)
+        srv->idle_tail = c->prev;
+    c->prev = c->next = NULL;
+}
+
+static void idle_push(struct server *srv, struct conn *c)
+{
+    c->prev = srv->idle_tail;
+    c->next = NULL;
+    if (srv->idle_tail)
+        srv->idle_tail->next = c;
+    else
+        srv->idle_head = c;
+    srv->idle_tail = c;
+}
+
+static void conn_free_if_done(struct conn *c)
+{
+    if (!c->closed || c->in_flight || c->writing)
+        return;
+    buf_free(&c->in);
+    buf_free(&c->out);
+    st_free(c);
+}
+
+static void on_conn_closed(uv_handle_t *h)
+{
+    struct conn *c = h->data;
+    c->closed = true;
+    conn_free_if_done(c);
+}
+
+static void conn_close(struct conn *c, const char *reason)
+{
+    if (c->closing)
+        return;
+    struct server *srv = c->srv;
+    c->closing = true;
+    idle_unlink(srv, c);
+    srv->n_conns--;
+    int64_t *n = strmap_get(&srv->per_ip, c->ip);
+    if (n && --*n <= 0)
+        strmap_del(&srv->per_ip, c->ip);
+    st_log(reason[0] == '-' ? ST_LOG_INFO : ST_LOG_WARN,
+           "event=conn_closed peer=%s device=%s protocol=%s reason=\"%s\"", c->peer,
+           c->device_id[0] ? c->device_id : "-", c->stream.proto ? c->stream.proto->name : "-",
+           reason[0] == '-' ? reason + 1 : reason);
+    uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+}
+
+/* ---- replies ------------------------------------------------------------ */
+
+struct write_req {
+    uv_write_t req;
+    struct conn *conn;
+    size_t len;
+    uint8_t data[];
+};
+
+static void on_written(uv_write_t *req, int status)
+{
+    struct write_req *w = (struct write_req *)req;
+    struct conn *c = w->conn;
+    c->writing -= w->len;
+    if (status < 0 && !c->closing)
+        conn_close(c, "write failed");
+    st_free(w);
+    conn_free_if_done(c);
+}
+
+/* One write per connection per commit; uv_try_write avoids a request for the common case. */
+static void conn_flush(struct conn *c)
+{
+    if (c->closing || c->out.len == 0)
+        return;
+    if (c->writing == 0) {
+        uv_buf_t b = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
+        int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        if (n > 0)
+            buf_consume(&c->out, (size_t)n);
+        else if (n < 0 && n != UV_EAGAIN) {
+            conn_close(c, "write failed");
+            return;
+        }
+        if (c->out.len == 0)
+            return;
+    }
+    if (c->writing + c->out.len > OUT_MAX_PENDING) {
+        conn_close(c, "peer does not read its replies");
+        return;
+    }
+    struct write_req *w = st_malloc(sizeof *w + c->out.len);
+    w->conn = c;
+    w->len = c->out.len;
+    memcpy(w->data, c->out.data, c->out.len);
+    c->out.len = 0;
+    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)w->len);
+    c->writing += w->len;
+    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_written) < 0) {
+        c->writing -= w->len;
+        st_free(w);
+        conn_close(c, "write failed");
+    }
+}
+
+static void on_committed_frame(void *arg, const struct store_done *d)
+{
+    struct server *srv = arg;
+    if (d->udp_peer) {
+        if (d->result == STORE_COMMITTED && d->reply_len) {
+            uv_buf_t b = uv_buf_init((char *)d->reply, (unsigned)d->reply_len);
+            int rc = uv_udp_try_send(&srv->udp, &b, 1, d->udp_peer);
+            if (rc < 0)
+                st_log(ST_LOG_WARN, "event=udp_reply_failed device=%s reason=\"%s\"",
+                       d->device_id, uv_strerror(rc));
+        }
+        return;
+    }
+    struct conn *c = d->owner;
+    c->in_flight--;
+    if (d->result == STORE_COMMITTED && d->reply_len && !c->closing) {
+        buf_append(&c->out, d->reply, d->reply_len);
+        if (!c->touched) {
+            c->touched = true;
+            c->next_touched = srv->touched;
+            srv->touched = c;
+        }
+    }
+    conn_free_if_done(c);
+}
+
+static void on_committed(uv_async_t *h)
+{
+    struct server *srv = h->data;
+    store_drain(srv->store, on_committed_frame, srv);
+    while (srv->touched) {
+        struct conn *c = srv->touched;
+        srv->touched = c->next_touched;
+        c->touched = false;
+        conn_flush(c);
+    }
+}
+
+static void notify_committed(void *arg)
+{
+    uv_async_send(arg);
+}
+
+/* ---- frames ------------------------------------------------------------- */
+
+/* Decode one frame and queue it for the writer. `c` is NULL for UDP. */
+static void handle_frame(struct server *srv, struct conn *c, const struct proto_ops *proto,
+                         struct proto_ctx *ctx, const uint8_t *frame, size_t len,
+                         const struct sockaddr *udp_peer, const char *peer, char *device_id)
+{
+    size_t n = 0;
+    srv->reply.len = 0;
+    ctx->now = st_now();
+    int rc = proto->decode(ctx, frame, len, srv->reports, PROTO_MAX_REPORTS, &n, &srv->reply);
+    if (n && srv->reports[0].device_id[0] && strcmp(device_id, srv->reports[0].device_id)) {
+        snprintf(device_id, REPORT_ID_LEN, "%s", srv->reports[0].device_id);
+    }
+    for (size_t i = 0; i < n; i++) {
+        srv->reports[i].protocol = proto->name; /* the connection's protocol, also for shared texts */
+        if (!srv->reports[i].device_id[0])
+            snprintf(srv->reports[i].device_id, REPORT_ID_LEN, "%s", device_id);
+    }
+    char status[64] = "ok";
+    if (rc == ST_EUNSUPPORTED) {
+        snprintf(status, sizeof status, "unsupported message %s", n ? srv->reports[0].msg_type : "");
+        char hex[65];
+        st_log_hex(frame, len, 32, hex);
+        st_log(ST_LOG_WARN,
+               "event=frame_unsupported peer=%s device=%s protocol=%s msg=%s first_bytes=%s "
+               "action=\"stored raw\"",
+               peer, device_id[0] ? device_id : "-", proto->name, n ? srv->reports[0].msg_type : "-",
+               hex);
+    } else if (rc < 0) {
+        snprintf(status, sizeof status, "malformed: %s", st_strerror(rc));
+        char hex[65];
+        st_log_hex(frame, len, 32, hex);
+        st_log(ST_LOG_WARN,
+               "event=frame_malformed peer=%s device=%s protocol=%s reason=\"%s\" len=%zu "
+               "first_bytes=%s action=\"stored raw, no reply\"",
+               peer, device_id[0] ? device_id : "-", proto->name, st_strerror(rc), len, hex);
+        n = 0;
+        srv->reply.len = 0;
+    }
+    struct store_frame f = {
+        .owner = c,
+        .udp_peer = udp_peer,
+        .protocol = proto->name,
+        .transport = c ? "tcp" : "udp",
+        .peer = peer,
+        .device_id = device_id,
+        .status = status,
+        .raw = frame,
+        .raw_len = len,
+        .reports = srv->reports,
+        .n_reports = n,
+        .reply = srv->reply.buf,
+        .reply_len = srv->reply.len,
+        .recv_ms = st_now_ms(),
+    };
+    if (store_submit(srv->store, &f) == ST_EFULL) {
+        st_log(ST_LOG_WARN,
+               "event=frame_refused peer=%s device=%s reason=\"storage queue full\" "
+               "action=\"no reply; the device resends\"",
+               peer, device_id[0] ? device_id : "-");
+        return;
+    }
+    if (c)
+        c->in_flight++;
+}
+
+/* Frame and decode what `data` holds; returns bytes consumed, or -1 when the
+ * connection must close (reason logged). */
+static ptrdiff_t process(struct server *srv, struct conn *c, const uint8_t *data, size_t len)
+{
+    size_t off = 0, flen = 0;
+    int k;
+    while (!c->closing &&
+           (k = proto_stream_next(&c->stream, data, len, &off, &flen)) == PROTO_STREAM_FRAME) {
+        handle_frame(srv, c, c->stream.proto, &c->ctx, data + off, flen, NULL, c->peer,
+                     c->device_id);
+        off += flen;
+    }
+    if (c->stream.skipped) {
+        st_log(ST_LOG_WARN, "event=garbage_skipped peer=%s device=%s bytes=%zu", c->peer,
+               c->device_id[0] ? c->device_id : "-", c->stream.skipped);
+        c->stream.skipped = 0;
+    }
+    if (c->closing)
+        return -1;
+    if (k == PROTO_STREAM_UNKNOWN) {
+        char hex[2 * 32 + 1];
+        st_log_hex(data + off, len - off, 32, hex);
+        st_log(ST_LOG_WARN, "event=protocol_unknown peer=%s first_bytes=%s", c->peer, hex);
+        conn_close(c, "no known protocol");
+        return -1;
+    }
+    if (len - off > PROTO_FRAME_MAX) {
+        conn_close(c, "frame over the size limit");
+        return -1;
+    }
+    return (ptrdiff_t)off;
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+    (void)suggested;
+    struct conn *c = h->data;
+    b->base = (char *)c->srv->read_buf;
+    b->len = READ_BUF_SIZE;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+    struct conn *c = s->data;
+    struct server *srv = c->srv;
+    if (nread < 0) {
+        conn_close(c, nread == UV_EOF ? "-peer closed" : uv_strerror((int)nread));
+        return;
+    }
+    if (nread == 0)
+        return;
+    c->last_rx_ms = uv_now(srv->loop);
+    idle_unlink(srv, c);
+    idle_push(srv, c);
+    const uint8_t *data = (const uint8_t *)b->base;
+    size_t len = (size_t)nread;
+    if (c->in.len) { /* a partial frame is waiting: continue it */
+        buf_append(&c->in, data, len);
+        data = c->in.data;
+        len = c->in.len;
+    }
+    ptrdiff_t used = process(srv, c, data, len);
+    if (used < 0)
+        return;
+    if (data == c->in.data) {
+        buf_consume(&c->in, (size_t)used);
+    } else if ((size_t)used < len) {
+        buf_append(&c->in, data + used, len - (size_t)used);
+    }
+    if (c->in.len == 0 && c->in.cap > 2 * PROTO_FRAME_MAX)
+        buf_free(&c->in); /* idle connections hold no buffer */
+}
+
+/* ---- accept, limits, idle sweep --------------------------------------- */
+
+static void peer_text(const struct sockaddr *sa, char *ip, size_t iplen, char *peer, size_t plen)
+{
+    int port = 0;
+    ip[0] = '\0';
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        uv_ip4_name(in, ip, iplen);
+        port = ntohs(in->sin_port);
+        snprintf(peer, plen, "%s:%d", ip, port);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        uv_ip6_name(in6, ip, iplen);
+        port = ntohs(in6->sin6_port);
+        snprintf(peer, plen, "[%s]:%d", ip, port);
+    } else {
+        snprintf(ip, iplen, "?");
+        snprintf(peer, plen, "?");
+    }
+}
+
+static void on_refused_closed(uv_handle_t *h)
+{
+    st_free(h);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    struct server *srv = server->data;
+    if (status < 0) {
+        st_log(ST_LOG_WARN, "event=accept_failed reason=\"%s\"", uv_strerror(status));
+        return;
+    }
+    struct conn *c = st_calloc(1, sizeof *c);
+    uv_tcp_init(srv->loop, &c->tcp);
+    c->tcp.data = c;
+    c->srv = srv;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0) {
+        uv_close((uv_handle_t *)&c->tcp, on_refused_closed);
+        return;
+    }
+    struct sockaddr_storage ss;
+    int sl = sizeof ss;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0)
+        peer_text((struct sockaddr *)&ss, c->ip, sizeof c->ip, c->peer, sizeof c->peer);
+    int64_t *per_ip = strmap_put(&srv->per_ip, c->ip, 0);
+    const char *refuse = NULL;
+    if (srv->n_conns >= (size_t)srv->cfg->max_connections)
+        refuse = "server connection limit reached";
+    else if (*per_ip >= srv->cfg->max_conn_per_ip)
+        refuse = "too many connections from this address";
+    if (refuse) {
+        if (*per_ip == 0)
+            strmap_del(&srv->per_ip, c->ip);
+        st_log(ST_LOG_WARN, "event=conn_refused peer=%s reason=\"%s\"", c->peer, refuse);
+        uv_close((uv_handle_t *)&c->tcp, on_refused_closed);
+        return;
+    }
+    ++*per_ip;
+    srv->n_conns++;
+    uv_tcp_nodelay(&c->tcp, 1);
+    c->last_rx_ms = uv_now(srv->loop);
+    idle_push(srv, c);
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+static void on_sweep(uv_timer_t *t)
+{
+    struct server *srv = t->data;
+    uint64_t now = uv_now(srv->loop);
+    uint64_t limit = (uint64_t)srv->cfg->idle_timeout_s * 1000;
+    while (srv->idle_head && now - srv->idle_head->last_rx_ms >= limit)
+        conn_close(srv->idle_head, "idle timeout");
+}
+
+/* ---- UDP ----------------------------------------------------------------- */
+
+static void on_udp_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+    (void)suggested;
+    struct server *srv = h->data;
+    b->base = (char *)srv->udp_buf;
+    b->len = READ_BUF_SIZE;
+}
+
+static void on_udp(uv_udp_t *h, ssize_t nread, const uv_buf_t *b, const struct sockaddr *addr,
+                   unsigned flags)
+{
+    struct server *srv = h->data;
+    if (nread <= 0 || !addr)
+        return;
+    char ip[48], peer[64];
+    peer_text(addr, ip, sizeof ip, peer, sizeof peer);
+    const uint8_t *data = (const uint8_t *)b->base;
+    size_t len = (size_t)nread;
+    if (flags & UV_UDP_PARTIAL) {
+        st_log(ST_LOG_WARN, "event=udp_truncated peer=%s reason=\"datagram over %d bytes\"", peer,
+               READ_BUF_SIZE);
+        return;
+    }
+    struct proto_stream ps = {0};
+    char device_id[REPORT_ID_LEN] = "";
+    size_t off = 0, flen = 0;
+    int k;
+    while ((k = proto_stream_next(&ps, data, len, &off, &flen)) == PROTO_STREAM_FRAME) {
+        handle_frame(srv, NULL, ps.proto, &srv->udp_ctx, data + off, flen, addr, peer, device_id);
+        off += flen;
+    }
+    if (k == PROTO_STREAM_UNKNOWN || (k == PROTO_STREAM_NEED_MORE && off < len)) {
+        char hex[2 * 32 + 1];
+        st_log_hex(data + off, len - off, 32, hex);
+        st_log(ST_LOG_WARN, "event=%s peer=%s transport=udp bytes=%zu first_bytes=%s",
+               k == PROTO_STREAM_UNKNOWN ? "protocol_unknown" : "udp_partial_frame", peer,
+               len - off, hex);
+    }
+}
+
+/* ---- start / stop --------------------------------------------------------- */
+
+static void close_walk(uv_handle_t *h, void *arg)
+{
+    struct server *srv = arg;
+    if (uv_is_closing(h))
+        return;
+    if (h->type == UV_TCP && h != (uv_handle_t *)&srv->tcp)
+        conn_close(h->data, "-server shutting down");
+    else
+        uv_close(h, NULL);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    struct server *srv = s->data;
+    st_log(ST_LOG_INFO, "event=shutdown signal=%d", signum);
+    uv_stop(srv->loop);
+}
+
+int server_run(const struct st_config *cfg)
+{
+    static struct server srv_storage; /* big (read buffers, report array): not on the stack */
+    struct server *srv = &srv_storage;
+    memset(srv, 0, sizeof *srv);
+    srv->cfg = cfg;
+    srv->loop = uv_default_loop();
+    strmap_init(&srv->per_ip);
+    int rc = ST_EIO;
+
+    uv_async_init(srv->loop, &srv->committed, on_committed);
+    srv->committed.data = srv;
+    struct store_opts so = {
+        .path = cfg->db,
+        .sync_full = cfg->sync_full,
+        .register_known = cfg->register_mode == ST_REGISTER_KNOWN,
+        .batch_max = cfg->batch_max,
+        .queue_max = cfg->queue_max,
+        .raw_frames_max = cfg->raw_frames_max,
+        .default_tz_min = cfg->default_tz_min,
+        .notify = notify_committed,
+        .notify_arg = &srv->committed,
+    };
+    if (store_open(&so, &srv->store))
+        goto out;
+
+    struct sockaddr_storage addr;
+    if (uv_ip4_addr(cfg->listen, cfg->port, (struct sockaddr_in *)&addr) &&
+        uv_ip6_addr(cfg->listen, cfg->port, (struct sockaddr_in6 *)&addr)) {
+        st_log(ST_LOG_ERROR, "event=bad_listen_address listen=\"%s\"", cfg->listen);
+        goto out;
+    }
+    uv_tcp_init(srv->loop, &srv->tcp);
+    srv->tcp.data = srv;
+    int err = uv_tcp_bind(&srv->tcp, (struct sockaddr *)&addr, 0);
+    if (!err)
+        err = uv_listen((uv_stream_t *)&srv->tcp, 4096, on_connection);
+    if (err) {
+        st_log(ST_LOG_ERROR, "event=listen_failed transport=tcp listen=%s port=%d reason=\"%s\"",
+               cfg->listen, cfg->port, uv_strerror(err));
+        goto out;
+    }
+    uv_udp_init(srv->loop, &srv->udp);
+    srv->udp.data = srv;
+    err = uv_udp_bind(&srv->udp, (struct sockaddr *)&addr, 0);
+    if (!err)
+        err = uv_udp_recv_start(&srv->udp, on_udp_alloc, on_udp);
+    if (err) {
+        st_log(ST_LOG_ERROR, "event=listen_failed transport=udp listen=%s port=%d reason=\"%s\"",
+               cfg->listen, cfg->port, uv_strerror(err));
+        goto out;
+    }
+    uv_timer_init(srv->loop, &srv->sweep);
+    srv->sweep.data = srv;
+    uv_timer_start(&srv->sweep, on_sweep, 1000, 1000);
+    uv_signal_init(srv->loop, &srv->sigint);
+    uv_signal_init(srv->loop, &srv->sigterm);
+    srv->sigint.data = srv->sigterm.data = srv;
+    uv_signal_start(&srv->sigint, on_signal, SIGINT);
+    uv_signal_start(&srv->sigterm, on_signal, SIGTERM);
+    st_log(ST_LOG_INFO, "event=listening listen=%s port=%d transports=tcp,udp db=\"%s\" register=%s",
+           cfg->listen, cfg->port, cfg->db,
+           cfg->register_mode == ST_REGISTER_KNOWN ? "known" : "auto");
+    uv_run(srv->loop, UV_RUN_DEFAULT);
+    rc = 0;
+out:
+    /* Commit what is queued and send its replies before the connections close. */
+    if (srv->store) {
+        store_stop(srv->store);
+        on_committed(&srv->committed);
+    }
+    uv_walk(srv->loop, close_walk, srv);
+    uv_run(srv->loop, UV_RUN_DEFAULT);
+    store_close(srv->store);
+    uv_loop_close(srv->loop);
+    strmap_deinit(&srv->per_ip);
+    return rc;
+}

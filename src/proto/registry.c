@@ -1,0 +1,62 @@
+/* registry.c — the table of protocols and first-bytes detection. */
+#include "proto.h"
+
+#include <string.h>
+
+const struct proto_ops *const proto_registry[] = {
+    &proto_jt808,
+    &proto_jt600,
+    NULL,
+};
+
+const struct proto_ops *proto_find(const char *name)
+{
+    for (size_t i = 0; proto_registry[i]; i++)
+        if (strcmp(proto_registry[i]->name, name) == 0)
+            return proto_registry[i];
+    return NULL;
+}
+
+const struct proto_ops *proto_detect(const uint8_t *buf, size_t len, int *need_more)
+{
+    *need_more = 0;
+    for (size_t i = 0; proto_registry[i]; i++) {
+        int score = proto_registry[i]->detect(buf, len);
+        if (score >= PROTO_DETECT_YES)
+            return proto_registry[i];
+        if (score > PROTO_DETECT_NO)
+            *need_more = 1;
+    }
+    return NULL;
+}
+
+int proto_stream_next(struct proto_stream *ps, const uint8_t *buf, size_t len, size_t *off,
+                      size_t *frame_len)
+{
+    while (*off < len) {
+        const uint8_t *p = buf + *off;
+        size_t n = len - *off;
+        int more;
+        if (!ps->proto) {
+            ps->proto = proto_detect(p, n, &more);
+            if (!ps->proto)
+                return more && n < PROTO_DETECT_BYTES ? PROTO_STREAM_NEED_MORE
+                                                      : PROTO_STREAM_UNKNOWN;
+        }
+        ptrdiff_t fl = ps->proto->frame(p, n);
+        if (fl > 0) {
+            *frame_len = (size_t)fl;
+            return PROTO_STREAM_FRAME;
+        }
+        if (fl == 0)
+            return PROTO_STREAM_NEED_MORE;
+        const struct proto_ops *other = proto_detect(p, n, &more);
+        if (other && other != ps->proto && other->frame(p, n) >= 0) {
+            ps->proto = other;
+            continue;
+        }
+        ps->skipped += (size_t)-fl;
+        *off += (size_t)-fl;
+    }
+    return PROTO_STREAM_NEED_MORE;
+}

@@ -1,0 +1,15 @@
+/* schema.h — the database schema as numbered migrations kept in the binary. */
+#ifndef ST_SCHEMA_H
+#define ST_SCHEMA_H
+
+#include <sqlite3.h>
+
+/** Open `path` with the project's pragmas (WAL, foreign keys, busy timeout) and
+ *  apply pending migrations. `readonly` opens an existing file without writing.
+ *  Returns 0 or ST_EIO (with a log line naming the file and the cause). */
+int schema_open(const char *path, int readonly, sqlite3 **out);
+
+/** The schema version this binary writes. */
+int schema_version(void);
+
+#endif

@@ -1,0 +1,622 @@
+/* store_sqlite.c — the SQLite writer thread and its batch queue.
+ *
+ * Batches cycle through three lists under one mutex: `pending` (the loop
+ * appends), the writer's current batch (being committed), and `done` (committed,
+ * waiting for the loop to send replies); drained batches go to `spare` and are
+ * reused, so a warmed-up server allocates nothing per frame.
+ */
+#include "store.h"
+
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <string.h>
+
+#include "../core/buf.h"
+#include "../core/err.h"
+#include "../core/jsonw.h"
+#include "../core/log.h"
+#include "../core/mem.h"
+#include "../core/strmap.h"
+#include "../core/timeutil.h"
+#include "../model/report_json.h"
+#include "schema.h"
+
+struct item {
+    void *owner;
+    struct sockaddr_storage udp_peer;
+    bool has_udp_peer;
+    int result;
+    const char *protocol;
+    const char *transport;
+    char device_id[REPORT_ID_LEN];
+    char peer[64];
+    char status[64];
+    int64_t recv_ms;
+    size_t first_report, n_reports;
+    size_t raw_off, raw_len, reply_off, reply_len; /* into batch.bytes */
+};
+
+struct batch {
+    struct item *items;
+    size_t n_items, cap_items;
+    struct report *reports;
+    size_t n_reports, cap_reports;
+    struct buf bytes;
+    struct batch *next;
+};
+
+struct device_entry {
+    int64_t id;
+    int tz_min; /* INT32_MIN: use the default */
+};
+
+struct store {
+    struct store_opts opts;
+    char path[512];
+    sqlite3 *db;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    bool stop, joined;
+    struct batch *pending;        /* loop appends here */
+    struct batch *done_head, *done_tail;
+    struct batch *spare;
+    size_t queued_reports;        /* in pending */
+    /* writer-thread only */
+    struct strmap device_ids;     /* uid → index into devices[] + 1 */
+    struct device_entry *devices;
+    size_t n_devices, cap_devices;
+    struct strmap rejected_logged;
+    struct buf json;
+    sqlite3_stmt *sel_device, *ins_device, *ins_raw, *ins_pos, *ins_event, *upsert_state,
+        *trim_raw;
+};
+
+static struct batch *batch_get(struct store *s)
+{
+    struct batch *b = s->spare;
+    if (b) {
+        s->spare = b->next;
+        b->next = NULL;
+        return b;
+    }
+    return st_calloc(1, sizeof *b);
+}
+
+static void batch_reset(struct batch *b)
+{
+    b->n_items = b->n_reports = 0;
+    b->bytes.len = 0;
+    b->next = NULL;
+}
+
+static void batch_free(struct batch *b)
+{
+    if (!b)
+        return;
+    st_free(b->items);
+    st_free(b->reports);
+    buf_free(&b->bytes);
+    st_free(b);
+}
+
+static void copy_text(char *dst, size_t cap, const char *src)
+{
+    size_t n = src ? strlen(src) : 0;
+    if (n >= cap)
+        n = cap - 1;
+    if (n)
+        memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+int store_submit(struct store *s, const struct store_frame *f)
+{
+    pthread_mutex_lock(&s->lock);
+    if (s->queued_reports + f->n_reports > (size_t)s->opts.queue_max) {
+        pthread_mutex_unlock(&s->lock);
+        return ST_EFULL;
+    }
+    struct batch *b = s->pending;
+    if (b->n_items == b->cap_items) {
+        b->cap_items = b->cap_items ? b->cap_items * 2 : 256;
+        b->items = st_realloc(b->items, b->cap_items * sizeof *b->items);
+    }
+    if (b->n_reports + f->n_reports > b->cap_reports) {
+        size_t cap = b->cap_reports ? b->cap_reports : 256;
+        while (cap < b->n_reports + f->n_reports)
+            cap *= 2;
+        b->reports = st_realloc(b->reports, cap * sizeof *b->reports);
+        b->cap_reports = cap;
+    }
+    struct item *it = &b->items[b->n_items++];
+    it->owner = f->owner;
+    it->has_udp_peer = f->udp_peer != NULL;
+    if (f->udp_peer)
+        memcpy(&it->udp_peer, f->udp_peer,
+               f->udp_peer->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                  : sizeof(struct sockaddr_in));
+    it->result = STORE_COMMITTED;
+    it->protocol = f->protocol;
+    it->transport = f->transport;
+    copy_text(it->device_id, sizeof it->device_id, f->device_id);
+    copy_text(it->peer, sizeof it->peer, f->peer);
+    copy_text(it->status, sizeof it->status, f->status);
+    it->recv_ms = f->recv_ms;
+    it->first_report = b->n_reports;
+    it->n_reports = f->n_reports;
+    for (size_t i = 0; i < f->n_reports; i++) /* the used part only: attr_text is mostly empty */
+        memcpy(&b->reports[b->n_reports++], &f->reports[i],
+               offsetof(struct report, attr_text) + f->reports[i].attr_used);
+    it->raw_off = b->bytes.len;
+    it->raw_len = f->raw_len;
+    buf_append(&b->bytes, f->raw, f->raw_len);
+    it->reply_off = b->bytes.len;
+    it->reply_len = f->reply_len;
+    buf_append(&b->bytes, f->reply, f->reply_len);
+    s->queued_reports += f->n_reports;
+    pthread_cond_signal(&s->wake);
+    pthread_mutex_unlock(&s->lock);
+    return 0;
+}
+
+size_t store_queue_depth(struct store *s)
+{
+    pthread_mutex_lock(&s->lock);
+    size_t n = s->queued_reports;
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
+
+void store_drain(struct store *s, store_done_fn *fn, void *arg)
+{
+    pthread_mutex_lock(&s->lock);
+    struct batch *list = s->done_head;
+    s->done_head = s->done_tail = NULL;
+    pthread_mutex_unlock(&s->lock);
+    while (list) {
+        struct batch *b = list;
+        list = b->next;
+        for (size_t i = 0; i < b->n_items; i++) {
+            struct item *it = &b->items[i];
+            struct store_done d = {
+                .owner = it->owner,
+                .udp_peer = it->has_udp_peer ? (const struct sockaddr *)&it->udp_peer : NULL,
+                .result = it->result,
+                .device_id = it->device_id,
+                .reply = b->bytes.data + it->reply_off,
+                .reply_len = it->reply_len,
+            };
+            fn(arg, &d);
+        }
+        batch_reset(b);
+        pthread_mutex_lock(&s->lock);
+        b->next = s->spare;
+        s->spare = b;
+        pthread_mutex_unlock(&s->lock);
+    }
+}
+
+/* ---- writer thread ---------------------------------------------------- */
+
+static int prepare(struct store *s, sqlite3_stmt **st, const char *sql)
+{
+    if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK) {
+        st_log(ST_LOG_ERROR, "event=db_prepare_failed db=\"%s\" reason=\"%s\"", s->path,
+               sqlite3_errmsg(s->db));
+        return ST_EIO;
+    }
+    return 0;
+}
+
+static int prepare_all(struct store *s)
+{
+    return prepare(s, &s->sel_device, "SELECT id, tz_offset_min FROM devices WHERE uid=?1") ||
+           prepare(s, &s->ins_device,
+                   "INSERT INTO devices(uid, protocol, created_at) VALUES(?1, ?2, ?3) "
+                   "ON CONFLICT(uid) DO NOTHING") ||
+           prepare(s, &s->ins_raw,
+                   "INSERT INTO raw_frames(device_id, device_uid, recv_time, protocol, transport,"
+                   " peer, status, raw, decoded) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)") ||
+           prepare(s, &s->ins_pos,
+                   "INSERT INTO positions(device_id, fix_time, recv_time, protocol, msg_type,"
+                   " valid, lat, lon, altitude, speed_kmh, course, fix, satellites, battery_pct,"
+                   " battery_v, charging, gsm_signal, odometer_km, lock_state, mcc, mnc, lac, cid,"
+                   " attrs, raw_id) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,"
+                   "?16,?17,?18,?19,?20,?21,?22,?23,?24,?25)") ||
+           prepare(s, &s->ins_event,
+                   "INSERT INTO events(device_id, time, recv_time, type, source, card, granted,"
+                   " fence_id, reason, lat, lon, position_id, raw_id)"
+                   " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)") ||
+           prepare(s, &s->upsert_state,
+                   "INSERT INTO device_state(device_id, last_seen, protocol, transport, peer,"
+                   " fix_time, valid, lat, lon, speed_kmh, course, battery_pct, lock_state,"
+                   " position_id) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14) "
+                   "ON CONFLICT(device_id) DO UPDATE SET last_seen=excluded.last_seen,"
+                   " protocol=excluded.protocol, transport=excluded.transport, peer=excluded.peer,"
+                   " battery_pct=coalesce(excluded.battery_pct, battery_pct),"
+                   " lock_state=CASE WHEN excluded.lock_state='unknown' THEN lock_state"
+                   "   ELSE excluded.lock_state END,"
+                   /* buffered history must not move the latest position backwards */
+                   " position_id=CASE WHEN excluded.fix_time >= coalesce(fix_time, 0)"
+                   "   AND excluded.position_id IS NOT NULL THEN excluded.position_id ELSE position_id END,"
+                   " valid=CASE WHEN excluded.fix_time >= coalesce(fix_time, 0)"
+                   "   AND excluded.position_id IS NOT NULL THEN excluded.valid ELSE valid END,"
+                   " lat=CASE WHEN excluded.fix_time >= coalesce(fix_time, 0)"
+                   "   AND excluded.position_id IS NOT NULL THEN excluded.lat ELSE lat END,"
+                   " lon=CASE WHEN excluded.fix_time >= coalesce(fix_time, 0)"
+                   "   AND excluded.position_id IS NOT NULL THEN excluded.lon ELSE lon END,"
+                   " speed_kmh=CASE WHEN excluded.fix_time >= coalesce(fix_time, 0)"
+                   "   AND excluded.position_id IS NOT NULL THEN excluded.speed_kmh ELSE speed_kmh END,"
+                   " course=CASE WHEN excluded.fix_time >= coalesce(fix_time, 0)"
+                   "   AND excluded.position_id IS NOT NULL THEN excluded.course ELSE course END,"
+                   " fix_time=CASE WHEN excluded.fix_time >= coalesce(fix_time, 0)"
+                   "   AND excluded.position_id IS NOT NULL THEN excluded.fix_time ELSE fix_time END") ||
+           prepare(s, &s->trim_raw, "DELETE FROM raw_frames WHERE id <= ?1");
+}
+
+static void finalize_all(struct store *s)
+{
+    sqlite3_stmt *all[] = {s->sel_device, s->ins_device, s->ins_raw, s->ins_pos,
+                           s->ins_event, s->upsert_state, s->trim_raw};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        sqlite3_finalize(all[i]);
+}
+
+static int step_done(struct store *s, sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        st_log(ST_LOG_ERROR, "event=db_write_failed db=\"%s\" reason=\"%s\"", s->path,
+               sqlite3_errmsg(s->db));
+        return ST_EIO;
+    }
+    return 0;
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+    if (v && *v)
+        sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+/* Device row id for uid (creating it when registering automatically); 0 = unknown. */
+static int device_lookup(struct store *s, const char *uid, const char *protocol,
+                         struct device_entry **out)
+{
+    *out = NULL;
+    int64_t *idx = strmap_get(&s->device_ids, uid);
+    if (idx) {
+        *out = &s->devices[*idx];
+        return 0;
+    }
+    for (int attempt = 0; attempt < 2; attempt++) {
+        sqlite3_bind_text(s->sel_device, 1, uid, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(s->sel_device);
+        if (rc == SQLITE_ROW) {
+            if (s->n_devices == s->cap_devices) {
+                s->cap_devices = s->cap_devices ? s->cap_devices * 2 : 1024;
+                s->devices = st_realloc(s->devices, s->cap_devices * sizeof *s->devices);
+            }
+            struct device_entry *e = &s->devices[s->n_devices];
+            e->id = sqlite3_column_int64(s->sel_device, 0);
+            e->tz_min = sqlite3_column_type(s->sel_device, 1) == SQLITE_NULL
+                            ? INT32_MIN
+                            : sqlite3_column_int(s->sel_device, 1);
+            *strmap_put(&s->device_ids, uid, 0) = (int64_t)s->n_devices++;
+            sqlite3_reset(s->sel_device);
+            *out = e;
+            return 0;
+        }
+        sqlite3_reset(s->sel_device);
+        if (rc != SQLITE_DONE)
+            return ST_EIO;
+        if (s->opts.register_known || attempt)
+            return 0;
+        sqlite3_bind_text(s->ins_device, 1, uid, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s->ins_device, 2, protocol, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s->ins_device, 3, st_now());
+        if (step_done(s, s->ins_device))
+            return ST_EIO;
+        st_log(ST_LOG_INFO, "event=device_registered device=%s protocol=%s", uid, protocol);
+    }
+    return 0;
+}
+
+static const char *decoded_json(struct store *s, const struct report *r, size_t n)
+{
+    struct jsonw w;
+    s->json.len = 0;
+    jsonw_init(&w, &s->json);
+    jsonw_arr_begin(&w);
+    for (size_t i = 0; i < n; i++)
+        report_json_write(&w, &r[i]);
+    jsonw_arr_end(&w);
+    buf_append(&s->json, "", 1);
+    return (const char *)s->json.data;
+}
+
+static int write_report(struct store *s, const struct item *it, const struct device_entry *dev,
+                        struct report *r, int64_t raw_id)
+{
+    if (r->time_is_local && r->fix_time) {
+        int tz = dev->tz_min == INT32_MIN ? s->opts.default_tz_min : dev->tz_min;
+        r->fix_time -= (int64_t)tz * 60;
+    }
+    int64_t fix_time = r->fix_time ? r->fix_time : it->recv_ms / 1000;
+    int64_t pos_id = 0;
+    if (r->has_position) {
+        sqlite3_stmt *st = s->ins_pos;
+        struct jsonw w;
+        s->json.len = 0;
+        jsonw_init(&w, &s->json);
+        report_json_attrs(&w, r);
+        buf_append(&s->json, "", 1);
+        sqlite3_bind_int64(st, 1, dev->id);
+        sqlite3_bind_int64(st, 2, fix_time);
+        sqlite3_bind_int64(st, 3, it->recv_ms);
+        sqlite3_bind_text(st, 4, it->protocol, -1, SQLITE_STATIC);
+        bind_text(st, 5, r->msg_type);
+        sqlite3_bind_int(st, 6, r->valid);
+        sqlite3_bind_double(st, 7, r->lat);
+        sqlite3_bind_double(st, 8, r->lon);
+        if (r->has_altitude)
+            sqlite3_bind_double(st, 9, r->altitude_m);
+        sqlite3_bind_double(st, 10, r->speed_kmh);
+        sqlite3_bind_double(st, 11, r->course);
+        sqlite3_bind_text(st, 12, report_fix_name(r->fix), -1, SQLITE_STATIC);
+        if (r->satellites >= 0)
+            sqlite3_bind_int(st, 13, r->satellites);
+        if (r->battery_pct >= 0)
+            sqlite3_bind_int(st, 14, r->battery_pct);
+        if (r->battery_v >= 0)
+            sqlite3_bind_double(st, 15, r->battery_v);
+        if (r->charging >= 0)
+            sqlite3_bind_int(st, 16, r->charging);
+        if (r->gsm_signal >= 0)
+            sqlite3_bind_int(st, 17, r->gsm_signal);
+        if (r->odometer_km >= 0)
+            sqlite3_bind_double(st, 18, r->odometer_km);
+        sqlite3_bind_text(st, 19, report_lock_name(r->lock), -1, SQLITE_STATIC);
+        if (r->has_cell) {
+            sqlite3_bind_int(st, 20, r->cell.mcc);
+            sqlite3_bind_int(st, 21, r->cell.mnc);
+            sqlite3_bind_int64(st, 22, r->cell.lac);
+            sqlite3_bind_int64(st, 23, r->cell.cid);
+        }
+        sqlite3_bind_text(st, 24, (const char *)s->json.data, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 25, raw_id);
+        if (step_done(s, st))
+            return ST_EIO;
+        pos_id = sqlite3_last_insert_rowid(s->db);
+    }
+    for (int i = 0; i < r->n_events; i++) {
+        const struct report_event *e = &r->events[i];
+        sqlite3_stmt *st = s->ins_event;
+        sqlite3_bind_int64(st, 1, dev->id);
+        sqlite3_bind_int64(st, 2, fix_time);
+        sqlite3_bind_int64(st, 3, it->recv_ms);
+        sqlite3_bind_text(st, 4, report_event_name(e->type), -1, SQLITE_STATIC);
+        if (e->source)
+            sqlite3_bind_text(st, 5, report_source_name(e->source), -1, SQLITE_STATIC);
+        bind_text(st, 6, e->card);
+        if (e->granted >= 0)
+            sqlite3_bind_int(st, 7, e->granted);
+        if (e->fence_id >= 0)
+            sqlite3_bind_int(st, 8, e->fence_id);
+        bind_text(st, 9, e->reason);
+        if (r->has_position) {
+            sqlite3_bind_double(st, 10, r->lat);
+            sqlite3_bind_double(st, 11, r->lon);
+            sqlite3_bind_int64(st, 12, pos_id);
+        }
+        sqlite3_bind_int64(st, 13, raw_id);
+        if (step_done(s, st))
+            return ST_EIO;
+    }
+    sqlite3_stmt *st = s->upsert_state;
+    sqlite3_bind_int64(st, 1, dev->id);
+    sqlite3_bind_int64(st, 2, it->recv_ms);
+    sqlite3_bind_text(st, 3, it->protocol, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, it->transport, -1, SQLITE_STATIC);
+    bind_text(st, 5, it->peer);
+    if (pos_id) {
+        sqlite3_bind_int64(st, 6, fix_time);
+        sqlite3_bind_int(st, 7, r->valid);
+        sqlite3_bind_double(st, 8, r->lat);
+        sqlite3_bind_double(st, 9, r->lon);
+        sqlite3_bind_double(st, 10, r->speed_kmh);
+        sqlite3_bind_double(st, 11, r->course);
+        sqlite3_bind_int64(st, 14, pos_id);
+    }
+    if (r->battery_pct >= 0)
+        sqlite3_bind_int(st, 12, r->battery_pct);
+    sqlite3_bind_text(st, 13, report_lock_name(r->lock), -1, SQLITE_STATIC);
+    return step_done(s, st);
+}
+
+static int write_item(struct store *s, struct batch *b, struct item *it, int64_t *last_raw)
+{
+    struct device_entry *dev = NULL;
+    if (it->device_id[0] && device_lookup(s, it->device_id, it->protocol, &dev))
+        return ST_EIO;
+    const char *status = it->status;
+    if (it->device_id[0] && !dev) {
+        it->result = STORE_REJECTED;
+        status = "rejected: unknown device";
+        if (!strmap_get(&s->rejected_logged, it->device_id)) {
+            strmap_put(&s->rejected_logged, it->device_id, 1);
+            st_log(ST_LOG_WARN,
+                   "event=device_rejected device=%s peer=%s protocol=%s reason=\"unknown device "
+                   "and register=known; raw frames kept, no reply sent\"",
+                   it->device_id, it->peer, it->protocol);
+        }
+    }
+    struct report *reps = b->reports + it->first_report;
+    bool any_position = false;
+    for (size_t i = 0; i < it->n_reports; i++)
+        any_position |= reps[i].has_position;
+    if (s->opts.raw_frames_max > 0 || it->result == STORE_REJECTED) {
+        sqlite3_stmt *st = s->ins_raw;
+        if (dev)
+            sqlite3_bind_int64(st, 1, dev->id);
+        bind_text(st, 2, it->device_id);
+        sqlite3_bind_int64(st, 3, it->recv_ms);
+        sqlite3_bind_text(st, 4, it->protocol, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, it->transport, -1, SQLITE_STATIC);
+        bind_text(st, 6, it->peer);
+        sqlite3_bind_text(st, 7, status, -1, SQLITE_STATIC);
+        sqlite3_bind_blob(st, 8, b->bytes.data + it->raw_off, (int)it->raw_len, SQLITE_STATIC);
+        /* Position reports keep their decoded fields in positions; other frames
+         * (heartbeats, command answers, unknown types) keep them here. */
+        if (!any_position && it->n_reports)
+            sqlite3_bind_text(st, 9, decoded_json(s, reps, it->n_reports), -1, SQLITE_STATIC);
+        if (step_done(s, st))
+            return ST_EIO;
+        *last_raw = sqlite3_last_insert_rowid(s->db);
+    }
+    if (!dev)
+        return 0;
+    for (size_t i = 0; i < it->n_reports; i++)
+        if (write_report(s, it, dev, &reps[i], *last_raw))
+            return ST_EIO;
+    return 0;
+}
+
+static int commit_batch(struct store *s, struct batch *b)
+{
+    int64_t last_raw = 0;
+    if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        goto fail;
+    for (size_t i = 0; i < b->n_items; i++)
+        if (write_item(s, b, &b->items[i], &last_raw))
+            goto fail;
+    if (last_raw > s->opts.raw_frames_max && s->opts.raw_frames_max >= 0) {
+        sqlite3_bind_int64(s->trim_raw, 1, last_raw - s->opts.raw_frames_max);
+        if (step_done(s, s->trim_raw))
+            goto fail;
+    }
+    if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        goto fail;
+    return 0;
+fail:
+    st_log(ST_LOG_ERROR,
+           "event=commit_failed db=\"%s\" frames=%zu reason=\"%s\" effect=\"no replies sent; "
+           "devices will resend\"",
+           s->path, b->n_items, sqlite3_errmsg(s->db));
+    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    /* The cache may name rows created inside the rolled-back transaction. */
+    strmap_deinit(&s->device_ids);
+    strmap_init(&s->device_ids);
+    s->n_devices = 0;
+    for (size_t i = 0; i < b->n_items; i++)
+        b->items[i].result = STORE_FAILED;
+    return ST_EIO;
+}
+
+static void *writer_main(void *arg)
+{
+    struct store *s = arg;
+    pthread_mutex_lock(&s->lock);
+    for (;;) {
+        while (!s->stop && s->pending->n_items == 0)
+            pthread_cond_wait(&s->wake, &s->lock);
+        if (s->pending->n_items == 0 && s->stop)
+            break;
+        /* Take everything queued while the previous commit was syncing. */
+        struct batch *b = s->pending;
+        s->pending = batch_get(s);
+        s->queued_reports = 0;
+        pthread_mutex_unlock(&s->lock);
+
+        commit_batch(s, b);
+
+        pthread_mutex_lock(&s->lock);
+        if (s->done_tail)
+            s->done_tail->next = b;
+        else
+            s->done_head = b;
+        s->done_tail = b;
+        pthread_mutex_unlock(&s->lock);
+        if (s->opts.notify)
+            s->opts.notify(s->opts.notify_arg);
+        pthread_mutex_lock(&s->lock);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+int store_open(const struct store_opts *opts, struct store **out)
+{
+    struct store *s = st_calloc(1, sizeof *s);
+    s->opts = *opts;
+    copy_text(s->path, sizeof s->path, opts->path);
+    s->opts.path = s->path;
+    if (schema_open(s->path, 0, &s->db))
+        goto fail;
+    if (sqlite3_exec(s->db, s->opts.sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
+                     NULL, NULL, NULL) != SQLITE_OK)
+        goto fail;
+    if (prepare_all(s))
+        goto fail;
+    strmap_init(&s->device_ids);
+    strmap_init(&s->rejected_logged);
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->wake, NULL);
+    s->pending = batch_get(s);
+    if (pthread_create(&s->thread, NULL, writer_main, s)) {
+        st_log(ST_LOG_ERROR, "event=thread_failed what=writer");
+        batch_free(s->pending);
+        strmap_deinit(&s->device_ids);
+        strmap_deinit(&s->rejected_logged);
+        goto fail;
+    }
+    *out = s;
+    return 0;
+fail:
+    finalize_all(s);
+    sqlite3_close(s->db);
+    st_free(s);
+    return ST_EIO;
+}
+
+void store_stop(struct store *s)
+{
+    if (s->joined)
+        return;
+    pthread_mutex_lock(&s->lock);
+    s->stop = true;
+    pthread_cond_signal(&s->wake);
+    pthread_mutex_unlock(&s->lock);
+    pthread_join(s->thread, NULL);
+    s->joined = true;
+}
+
+void store_close(struct store *s)
+{
+    if (!s)
+        return;
+    store_stop(s);
+    batch_free(s->pending);
+    struct batch *lists[] = {s->done_head, s->spare};
+    for (size_t i = 0; i < 2; i++)
+        while (lists[i]) {
+            struct batch *next = lists[i]->next;
+            batch_free(lists[i]);
+            lists[i] = next;
+        }
+    finalize_all(s);
+    sqlite3_close(s->db);
+    strmap_deinit(&s->device_ids);
+    strmap_deinit(&s->rejected_logged);
+    st_free(s->devices);
+    buf_free(&s->json);
+    pthread_mutex_destroy(&s->lock);
+    pthread_cond_destroy(&s->wake);
+    st_free(s);
+}
