@@ -228,6 +228,13 @@ static void notify_committed(void *arg)
 
 /* ---- frames ------------------------------------------------------------- */
 
+static void copy_id(char *dst, const char *src)
+{
+    size_t n = strnlen(src, REPORT_ID_LEN - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 /* Decode one frame and queue it for the writer. `c` is NULL for UDP. */
 static void handle_frame(struct server *srv, struct conn *c, const struct proto_ops *proto,
                          struct proto_ctx *ctx, const uint8_t *frame, size_t len,
@@ -235,15 +242,15 @@ static void handle_frame(struct server *srv, struct conn *c, const struct proto_
 {
     size_t n = 0;
     srv->reply.len = 0;
+    srv->reports[0].device_id[0] = '\0';
     ctx->now = st_now();
     int rc = proto->decode(ctx, frame, len, srv->reports, PROTO_MAX_REPORTS, &n, &srv->reply);
-    if (n && srv->reports[0].device_id[0] && strcmp(device_id, srv->reports[0].device_id)) {
-        snprintf(device_id, REPORT_ID_LEN, "%s", srv->reports[0].device_id);
-    }
+    if (srv->reports[0].device_id[0]) /* also set by a malformed frame with a readable header */
+        copy_id(device_id, srv->reports[0].device_id);
     for (size_t i = 0; i < n; i++) {
         srv->reports[i].protocol = proto->name; /* the connection's protocol, also for shared texts */
         if (!srv->reports[i].device_id[0])
-            snprintf(srv->reports[i].device_id, REPORT_ID_LEN, "%s", device_id);
+            copy_id(srv->reports[i].device_id, device_id);
     }
     char status[64] = "ok";
     if (rc == ST_EUNSUPPORTED) {

@@ -98,7 +98,8 @@ void jointech_block_encode(const struct report *r, uint8_t *b)
     put_digits(b + 10, degrees_to_ddmm(r->lon), 9);
     b[14] = (uint8_t)((b[14] & 0xF0) | 8 | (r->lon >= 0 ? 4 : 0) | (r->lat >= 0 ? 2 : 0) |
                       (r->valid ? 1 : 0));
-    double kn = r->speed_kmh / KNOT_KMH + 0.5; /* clamped (NaN too): casting a double outside 0..255 is UB */
+    /* clamped, NaN included: casting a double outside 0..255 is undefined */
+    double kn = r->speed_kmh / KNOT_KMH + 0.5;
     b[15] = (uint8_t)(!(kn >= 0) ? 0 : kn > 255 ? 255 : kn);
     b[16] = (uint8_t)((int)r->course / 2);
 }

@@ -47,7 +47,8 @@ struct proto_ops {
      *  and fill `reply` with what the device is owed once the reports are stored.
      *  Returns 0; ST_EUNSUPPORTED for a well-formed frame of an unknown type
      *  (reports may still carry the device id, reply may be set); or another
-     *  negative ST_E* code for a malformed frame (no reports). */
+     *  negative ST_E* code for a malformed frame (no reports, *n_out 0; out[0].device_id
+     *  still names the device when the header was readable, for the log line). */
     int (*decode)(struct proto_ctx *ctx, const uint8_t *frame, size_t len, struct report *out,
                   size_t max_out, size_t *n_out, struct proto_reply *reply);
 };
@@ -78,7 +79,9 @@ enum proto_stream_result {
     PROTO_STREAM_UNKNOWN,   /* the bytes at *off match no protocol (after PROTO_DETECT_BYTES) */
 };
 
-#define PROTO_DETECT_BYTES 64 /* undecided after this many bytes: not a protocol we speak */
+/* Undecided after this many bytes: not a protocol we speak. A JT/T 808 first frame is
+ * only recognised whole (length and checksum), so the bound is the largest frame. */
+#define PROTO_DETECT_BYTES PROTO_FRAME_MAX
 
 /** Find the next frame in buf[*off..len), skipping garbage (advancing *off and
  *  ps->skipped). Detects the protocol on first use; switches to a sibling

@@ -30,6 +30,23 @@ const struct proto_ops *proto_detect(const uint8_t *buf, size_t len, int *need_m
     return NULL;
 }
 
+/* A protocol other than `current` that is certain (returned) or may be (*maybe) at buf. */
+static const struct proto_ops *detect_other(const struct proto_ops *current, const uint8_t *buf,
+                                            size_t len, int *maybe)
+{
+    *maybe = 0;
+    for (size_t i = 0; proto_registry[i]; i++) {
+        if (proto_registry[i] == current)
+            continue;
+        int score = proto_registry[i]->detect(buf, len);
+        if (score >= PROTO_DETECT_YES)
+            return proto_registry[i];
+        if (score > PROTO_DETECT_NO)
+            *maybe = 1;
+    }
+    return NULL;
+}
+
 int proto_stream_next(struct proto_stream *ps, const uint8_t *buf, size_t len, size_t *off,
                       size_t *frame_len)
 {
@@ -50,13 +67,25 @@ int proto_stream_next(struct proto_stream *ps, const uint8_t *buf, size_t len, s
         }
         if (fl == 0)
             return PROTO_STREAM_NEED_MORE;
-        const struct proto_ops *other = proto_detect(p, n, &more);
-        if (other && other != ps->proto && other->frame(p, n) >= 0) {
-            ps->proto = other;
-            continue;
+        /* Garbage for the current protocol. A sibling's frame may start inside
+         * it: skip only up to where another protocol is (or may be) speaking. */
+        size_t skip = (size_t)-fl;
+        for (size_t i = 0; i < skip; i++) {
+            const struct proto_ops *other = detect_other(ps->proto, p + i, n - i, &more);
+            if (other && i == 0) {
+                ps->proto = other;
+                skip = 0;
+                break;
+            }
+            if (other || (more && n - i < PROTO_DETECT_BYTES)) {
+                if (i == 0)
+                    return PROTO_STREAM_NEED_MORE;
+                skip = i;
+                break;
+            }
         }
-        ps->skipped += (size_t)-fl;
-        *off += (size_t)-fl;
+        ps->skipped += skip;
+        *off += skip;
     }
     return PROTO_STREAM_NEED_MORE;
 }

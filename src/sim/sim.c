@@ -93,7 +93,7 @@ static void script_report(const struct device *d, int k, struct report *r)
     r->fix = REPORT_FIX_GNSS;
     r->lat = 22.5 + d->index * 0.01 + k * 0.0005;
     r->lon = 113.9 + d->index * 0.01 + k * 0.0005;
-    r->speed_kmh = 37.04; /* 20 knots: exact in both protocols' units */
+    r->speed_kmh = 92.6; /* 50 knots: exact in knots (JT600) and in 0.1 km/h (JT/T 808) */
     r->course = 44;
     r->satellites = 9;
     r->gsm_signal = 27;

@@ -230,7 +230,11 @@ static void test_raw_cap_and_queue_limit(void **state)
     }
     assert_true(scalar(db_path, "SELECT count(*) FROM raw_frames") <= 5);
     assert_int_equal(scalar(db_path, "SELECT count(*) FROM positions"), 30);
-    /* more waiting reports than queue_max: refused, not dropped silently */
+    /* more waiting reports than queue_max: refused, not dropped silently. Another
+     * connection holds the write lock so the writer cannot drain meanwhile. */
+    sqlite3 *blocker;
+    assert_int_equal(sqlite3_open(db_path, &blocker), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(blocker, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
     for (int i = 0; i < 64; i++)
         make_report(&r[i], "1", 1700000100 + i, 1);
     int refused = 0, accepted = 0;
@@ -242,6 +246,8 @@ static void test_raw_cap_and_queue_limit(void **state)
         accepted += rc == 0;
     }
     assert_true(refused > 0);
+    assert_int_equal(sqlite3_exec(blocker, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(blocker);
     struct seen s = {0};
     drain_until(st, &s, accepted);
     store_close(st);

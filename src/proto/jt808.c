@@ -1,0 +1,1442 @@
+/* jt808.c — JT/T 808 (2011/2013/2019 headers) with the Jointech JT709A meanings of the
+ * vendor items, status and alarm bits, the Jointech 0x5501/0x5502 report, and the
+ * `(ID,1,NNN,…)` text frames those devices mix into the same connection (decoded by
+ * jt600_decode_text). Decisions and their reasons: docs/protocols/jt808.md.
+ *
+ * Invariants: decode() never reads past `len`, allocates nothing and logs nothing;
+ * every frame is un-escaped into a stack buffer of PROTO_FRAME_MAX bytes first, so all
+ * field reads below work on plain bytes with explicit length checks.
+ */
+#include "jt808.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../core/err.h"
+#include "../core/timeutil.h"
+#include "jointech_block.h"
+#include "jt600.h"
+
+#define DELIM 0x7E
+#define ESCAPE 0x7D
+#define TEXT_OPEN '('
+#define TEXT_CLOSE ')'
+#define TEXT_ID_DIGITS 12 /* JT709 texts; JT600 texts carry 10 and belong to proto_jt600 */
+
+enum {
+    MSG_TERMINAL_ACK = 0x0001,
+    MSG_HEARTBEAT = 0x0002,
+    MSG_LOGOUT = 0x0003,
+    MSG_REGISTER = 0x0100,
+    MSG_AUTH = 0x0102,
+    MSG_LOCATION = 0x0200,
+    MSG_BATCH = 0x0704,
+    MSG_JT_REPORT_ACK = 0x4401,
+    MSG_JT_REPORT = 0x5501,
+    MSG_JT_REPORT_BLIND = 0x5502,
+    MSG_SERVER_ACK = 0x8001,
+    MSG_REGISTER_ACK = 0x8100,
+    MSG_TEXT_DOWN = 0x8300,
+};
+
+/* Body attribute word. */
+#define ATTR_LEN_MASK 0x03FFu
+#define ATTR_ENCRYPTED 0x1C00u
+#define ATTR_SUBPACKET 0x2000u
+#define ATTR_V2019 0x4000u
+#define ATTR_JT_WANTS_ACK 0x8000u /* 0x5501/0x5502 only */
+
+#define HDR_LEN_2013 12
+#define HDR_LEN_2019 17
+#define HDR_LEN_JT 11 /* 0x5501/0x5502: 2013 header with a 1-byte serial */
+#define TERMINAL_LEN_2013 6
+#define TERMINAL_LEN_2019 10
+#define SUBPACKET_LEN 4
+#define BODY_MAX ATTR_LEN_MASK
+
+#define LOCATION_LEN 28 /* fixed part of a 0x0200 body */
+#define JT_REPORT_LEN 35 /* fixed part of a 0x5501 body */
+/* Fixed part of a 2013 registration (20-byte model); shorter bodies use the 2011 layout. */
+#define REGISTER_MIN_2013 37
+
+/* 0x0200 status bits (standard, and the Jointech readings of §4.2). */
+#define ST_POSITIONED (1u << 1)
+#define ST_SOUTH (1u << 2)
+#define ST_WEST (1u << 3)
+#define ST_JT_LBS (1u << 6)
+#define ST_JT_BACK_COVER (1u << 7)
+#define ST_GNSS (1u << 18)
+#define ST_BEIDOU (1u << 19)
+#define ST_JT_ROPE_OPEN (1u << 20)
+#define ST_JT_MOTOR_OPEN (1u << 21)
+#define ST_JT_WAKE_SHIFT 24
+
+#define JT_BATTERY_CHARGING 0xFF
+#define JT_UNLOCK_FAILED 0xFF
+#define JT_FENCE_MAX 99
+#define JT_PASSWORD_LEN 6
+#define JT_CARD_LEN 4
+
+static uint16_t be16(const uint8_t *b)
+{
+    return (uint16_t)(b[0] << 8 | b[1]);
+}
+
+static uint32_t be32(const uint8_t *b)
+{
+    return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
+
+static uint8_t *put16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+    return p + 2;
+}
+
+static uint8_t *put32(uint8_t *p, uint32_t v)
+{
+    p = put16(p, (uint16_t)(v >> 16));
+    return put16(p, (uint16_t)v);
+}
+
+static uint8_t xor_sum(const uint8_t *b, size_t len)
+{
+    uint8_t x = 0;
+    for (size_t i = 0; i < len; i++)
+        x ^= b[i];
+    return x;
+}
+
+static bool is_bcd(const uint8_t *b, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if ((b[i] >> 4) > 9 || (b[i] & 15) > 9)
+            return false;
+    return true;
+}
+
+/* Lower-case hex of b into out (NUL-terminated); cut at the room available. */
+static void hex_text(const uint8_t *b, size_t len, char *out, size_t cap)
+{
+    static const char digits[] = "0123456789abcdef";
+    size_t n = 0;
+    for (size_t i = 0; i < len && n + 2 < cap; i++) {
+        out[n++] = digits[b[i] >> 4];
+        out[n++] = digits[b[i] & 15];
+    }
+    if (cap)
+        out[n] = '\0';
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Escaping (§3.1): 0x7E ↔ 7D 02, 0x7D ↔ 7D 01 between the two delimiters.
+ */
+
+/* Un-escape in[0..len) into out[0..cap) until the input ends, the room ends or a 0x7E
+ * (a delimiter) is met; *used = input bytes consumed (a trailing lone 0x7D is left
+ * unconsumed: on a partial buffer its partner has not arrived yet). Returns the output
+ * length, or ST_EMALFORMED for 0x7D followed by anything but 01/02. */
+static ptrdiff_t unescape(const uint8_t *in, size_t len, uint8_t *out, size_t cap, size_t *used)
+{
+    size_t i = 0, n = 0;
+    while (i < len && n < cap && in[i] != DELIM) {
+        if (in[i] != ESCAPE) {
+            out[n++] = in[i++];
+            continue;
+        }
+        if (i + 1 >= len)
+            break;
+        if (in[i + 1] != 0x01 && in[i + 1] != 0x02)
+            return ST_EMALFORMED;
+        out[n++] = (uint8_t)(ESCAPE + in[i + 1] - 1);
+        i += 2;
+    }
+    *used = i;
+    return (ptrdiff_t)n;
+}
+
+/* Wrap content[0..len) as a wire frame: delimiters, escapes. Returns the length or ST_ERANGE. */
+static ptrdiff_t escape_frame(const uint8_t *content, size_t len, uint8_t *out, size_t cap)
+{
+    size_t n = 0;
+    if (cap < 2)
+        return ST_ERANGE;
+    out[n++] = DELIM;
+    for (size_t i = 0; i < len; i++) {
+        bool special = content[i] == DELIM || content[i] == ESCAPE;
+        if (n + (special ? 2 : 1) + 1 > cap)
+            return ST_ERANGE;
+        if (special) {
+            out[n++] = ESCAPE;
+            out[n++] = content[i] == DELIM ? 0x02 : 0x01;
+        } else {
+            out[n++] = content[i];
+        }
+    }
+    out[n++] = DELIM;
+    return (ptrdiff_t)n;
+}
+
+/* What one frame header says, plus where the body and checksum sit in the un-escaped bytes. */
+struct frame_head {
+    uint16_t msg_id, attr;
+    bool v2019;
+    uint8_t version;
+    bool short_serial; /* 0x5501/0x5502 */
+    const uint8_t *terminal;
+    size_t terminal_len;
+    uint16_t serial;
+    bool subpacket;
+    uint16_t packet_total, packet_index;
+    const uint8_t *body;
+    size_t body_len;      /* bytes actually present before the checksum */
+    size_t declared_len;  /* attr bits 0–9 */
+    bool checksum_ok;
+    bool binary_imei;
+    char device_id[REPORT_ID_LEN];
+};
+
+/* Everything a frame built here carries (replies and the encoder share this). */
+struct frame_spec {
+    uint16_t msg_id;
+    bool v2019;
+    uint8_t version;
+    const uint8_t *terminal;
+    size_t terminal_len;
+    uint16_t serial;
+    bool short_serial;
+    const uint8_t *body;
+    size_t body_len;
+};
+
+static ptrdiff_t frame_build(const struct frame_spec *s, uint8_t *out, size_t cap)
+{
+    uint8_t c[HDR_LEN_2019 + BODY_MAX + 1];
+    if (s->body_len > BODY_MAX)
+        return ST_ERANGE;
+    uint8_t *p = put16(c, s->msg_id);
+    p = put16(p, (uint16_t)(s->body_len | (s->v2019 ? ATTR_V2019 : 0)));
+    if (s->v2019)
+        *p++ = s->version;
+    memcpy(p, s->terminal, s->terminal_len);
+    p += s->terminal_len;
+    if (s->short_serial)
+        *p++ = (uint8_t)s->serial;
+    else
+        p = put16(p, s->serial);
+    if (s->body_len)
+        memcpy(p, s->body, s->body_len);
+    p += s->body_len;
+    size_t n = (size_t)(p - c);
+    c[n] = xor_sum(c, n);
+    return escape_frame(c, n + 1, out, cap);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Terminal number → device id (§3.2).
+ */
+
+/* Luhn check digit for the digits of `s` (the IMEI without its last digit). */
+static int luhn_digit(const char *s, size_t n)
+{
+    int sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        int d = s[n - 1 - i] - '0';
+        if (i % 2 == 0) {
+            d *= 2;
+            if (d > 9)
+                d -= 9;
+        }
+        sum += d;
+    }
+    return (10 - sum % 10) % 10;
+}
+
+/* BCD digits (leading zeros kept: the vectors key devices on all 12/20 digits). Some
+ * vendors put the IMEI there as a 48-bit number of its first 14 digits; the 15th is the
+ * Luhn digit (Traccar does the same; vectors D013, D038). */
+static void terminal_device_id(struct frame_head *h)
+{
+    if (is_bcd(h->terminal, h->terminal_len)) {
+        hex_text(h->terminal, h->terminal_len, h->device_id, sizeof h->device_id);
+    } else if (h->terminal_len == TERMINAL_LEN_2013) {
+        uint64_t v = 0;
+        for (size_t i = 0; i < TERMINAL_LEN_2013; i++)
+            v = v << 8 | h->terminal[i];
+        int n = snprintf(h->device_id, sizeof h->device_id, "%014llu", (unsigned long long)v);
+        snprintf(h->device_id + n, sizeof h->device_id - (size_t)n, "%d",
+                 luhn_digit(h->device_id, (size_t)n));
+        h->binary_imei = true;
+    } else {
+        hex_text(h->terminal, h->terminal_len, h->device_id, sizeof h->device_id);
+    }
+}
+
+/* Parse the header of un-escaped content u[0..n) (n includes the checksum byte). */
+static int parse_head(const uint8_t *u, size_t n, struct frame_head *h)
+{
+    memset(h, 0, sizeof *h);
+    if (n < HDR_LEN_JT + 1)
+        return ST_ETRUNCATED;
+    h->msg_id = be16(u);
+    h->attr = be16(u + 2);
+    h->declared_len = h->attr & ATTR_LEN_MASK;
+    size_t hl;
+    if (h->msg_id == MSG_JT_REPORT || h->msg_id == MSG_JT_REPORT_BLIND) {
+        /* Jointech reuses bits 10–15 of this header for its own flags (bit 15 = wants 0x4401). */
+        h->short_serial = true;
+        h->terminal = u + 4;
+        h->terminal_len = TERMINAL_LEN_2013;
+        h->serial = u[10];
+        hl = HDR_LEN_JT;
+    } else if (h->attr & ATTR_V2019) {
+        if (n < HDR_LEN_2019 + 1)
+            return ST_ETRUNCATED;
+        h->v2019 = true;
+        h->version = u[4];
+        h->terminal = u + 5;
+        h->terminal_len = TERMINAL_LEN_2019;
+        h->serial = be16(u + 15);
+        hl = HDR_LEN_2019;
+    } else {
+        if (n < HDR_LEN_2013 + 1)
+            return ST_ETRUNCATED;
+        h->terminal = u + 4;
+        h->terminal_len = TERMINAL_LEN_2013;
+        h->serial = be16(u + 10);
+        hl = HDR_LEN_2013;
+    }
+    if (!h->short_serial && (h->attr & ATTR_SUBPACKET)) {
+        if (n < hl + SUBPACKET_LEN + 1)
+            return ST_ETRUNCATED;
+        h->subpacket = true;
+        h->packet_total = be16(u + hl);
+        h->packet_index = be16(u + hl + 2);
+        hl += SUBPACKET_LEN;
+    }
+    h->body = u + hl;
+    h->body_len = n - 1 - hl;
+    h->checksum_ok = xor_sum(u, n - 1) == u[n - 1];
+    terminal_device_id(h);
+    return 0;
+}
+
+/* Header facts every report of the frame carries (named as in the vectors). */
+static void head_attrs(const struct frame_head *h, struct report *r)
+{
+    char hex[2 * TERMINAL_LEN_2019 + 1];
+    report_init(r, proto_jt808.name);
+    snprintf(r->device_id, sizeof r->device_id, "%s", h->device_id);
+    snprintf(r->msg_type, sizeof r->msg_type, "0x%04x", h->msg_id);
+    report_attr_set(r, "msg_id", "0x%04x", h->msg_id);
+    report_attr_set(r, "attr", "0x%04x", h->attr);
+    report_attr_set(r, "v2019", "%s", h->v2019 ? "true" : "false");
+    if (h->v2019)
+        report_attr_set(r, "proto_ver", "%u", h->version);
+    hex_text(h->terminal, h->terminal_len, hex, sizeof hex);
+    report_attr_set(r, "terminal", "%s", hex);
+    if (h->binary_imei)
+        report_attr_set(r, "id_encoding", "binary-imei+luhn");
+    report_attr_set(r, "serial", "%u", h->serial);
+    report_attr_set(r, "body_len", "%zu", h->declared_len);
+    report_attr_set(r, "body_len_ok", "%s", h->declared_len == h->body_len ? "true" : "false");
+    report_attr_set(r, "checksum_ok", "%s", h->checksum_ok ? "true" : "false");
+    if (h->subpacket) {
+        report_attr_set(r, "packet_total", "%u", h->packet_total);
+        report_attr_set(r, "packet_index", "%u", h->packet_index);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Text fields: ASCII, or GBK for the Chinese plate characters (§3.3 registration).
+ */
+
+struct gbk_char {
+    uint16_t code;
+    const char *utf8;
+};
+
+/* The province abbreviations and special characters that start Chinese plates: the only
+ * non-ASCII text the registration carries in practice. A full GBK table is not worth its
+ * size here; anything else is kept as hex. */
+static const struct gbk_char gbk_plate_chars[] = {
+    {0xbea9, "京"}, {0xbdf2, "津"}, {0xbba6, "沪"}, {0xd3e5, "渝"}, {0xbcbd, "冀"},
+    {0xd4a5, "豫"}, {0xd4c6, "云"}, {0xc1c9, "辽"}, {0xbada, "黑"}, {0xcfe6, "湘"},
+    {0xcdee, "皖"}, {0xc2b3, "鲁"}, {0xd0c2, "新"}, {0xcbd5, "苏"}, {0xd5e3, "浙"},
+    {0xb8d3, "赣"}, {0xb6f5, "鄂"}, {0xb9f0, "桂"}, {0xb8ca, "甘"}, {0xbdfa, "晋"},
+    {0xc3c9, "蒙"}, {0xc9c2, "陕"}, {0xbcaa, "吉"}, {0xc3f6, "闽"}, {0xb9f3, "贵"},
+    {0xd4c1, "粤"}, {0xc7e0, "青"}, {0xb2d8, "藏"}, {0xb4a8, "川"}, {0xc4fe, "宁"},
+    {0xc7ed, "琼"}, {0xcab9, "使"}, {0xc1ec, "领"}, {0xbeaf, "警"}, {0xd1a7, "学"},
+    {0xb9d2, "挂"}, {0xb8db, "港"}, {0xb0c4, "澳"}, {0xc1d9, "临"},
+};
+
+/* GBK b[0..len) → UTF-8 text in out; false when a byte is a control character or a
+ * two-byte character outside gbk_plate_chars. */
+static bool gbk_to_utf8(const uint8_t *b, size_t len, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len;) {
+        const char *piece = NULL;
+        char ascii[2] = {(char)b[i], '\0'};
+        if (b[i] >= 0x20 && b[i] < 0x7F) {
+            piece = ascii;
+            i++;
+        } else if (b[i] >= 0x81 && i + 1 < len) {
+            uint16_t code = be16(b + i);
+            for (size_t k = 0; k < sizeof gbk_plate_chars / sizeof gbk_plate_chars[0]; k++)
+                if (gbk_plate_chars[k].code == code)
+                    piece = gbk_plate_chars[k].utf8;
+            i += 2;
+        }
+        if (!piece)
+            return false;
+        size_t pl = strlen(piece);
+        if (n + pl >= cap)
+            return false;
+        memcpy(out + n, piece, pl);
+        n += pl;
+    }
+    out[n] = '\0';
+    return true;
+}
+
+/* A fixed-width text field: trailing NUL padding dropped; "empty" when nothing is left;
+ * "hex:…" when the bytes are not text. */
+static void text_attr(struct report *r, const char *key, const uint8_t *b, size_t len)
+{
+    char text[2 * BODY_MAX + 5];
+    while (len && b[len - 1] == 0)
+        len--;
+    if (len == 0) {
+        report_attr_set(r, key, "empty");
+    } else if (gbk_to_utf8(b, len, text, sizeof text)) {
+        report_attr_set(r, key, "%s", text);
+    } else {
+        memcpy(text, "hex:", 4);
+        hex_text(b, len, text + 4, sizeof text - 4);
+        report_attr_set(r, key, "%s", text);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Additional items (id, length, value), shared by 0x0200 and 0x5501.
+ */
+
+struct item {
+    uint8_t id, len;
+    const uint8_t *v;
+};
+
+/* Next item at *p (advancing it); false at the end or when the item would run past `end`. */
+static bool item_next(const uint8_t **p, const uint8_t *end, struct item *it)
+{
+    if (end - *p < 2 || end - *p - 2 < (*p)[1])
+        return false;
+    it->id = (*p)[0];
+    it->len = (*p)[1];
+    it->v = *p + 2;
+    *p += 2 + it->len;
+    return true;
+}
+
+static bool items_well_formed(const uint8_t *b, size_t len)
+{
+    const uint8_t *p = b, *end = b + len;
+    struct item it;
+    while (item_next(&p, end, &it))
+        ;
+    return p == end;
+}
+
+/* attr `items` = every item raw as `id:len:hex|…`, or `not-tlv:<hex>` when the tail does
+ * not split exactly into items (nothing is interpreted then). Cut at the attribute limit. */
+static void items_attr(struct report *r, const uint8_t *b, size_t len, bool well_formed)
+{
+    char text[1024];
+    size_t n = 0;
+    if (!well_formed) {
+        memcpy(text, "not-tlv:", 8);
+        hex_text(b, len, text + 8, sizeof text - 8);
+    } else {
+        const uint8_t *p = b, *end = b + len;
+        struct item it;
+        text[0] = '\0';
+        while (item_next(&p, end, &it) && n + 10 < sizeof text) {
+            n += (size_t)snprintf(text + n, sizeof text - n, "%s%02x:%u:", n ? "|" : "", it.id,
+                                  it.len);
+            hex_text(it.v, it.len, text + n, sizeof text - n);
+            n += strlen(text + n);
+        }
+    }
+    report_attr_set(r, "items", "%s", text);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Jointech lock event item 0x0B (§4.5). One table drives the decoder and the encoder.
+ */
+
+enum lock_payload {
+    LP_NONE,            /* type byte only */
+    LP_PASSWORD,        /* password (6 ASCII) */
+    LP_PASSWORD_STATUS, /* password + status byte */
+    LP_CARD,            /* card (4) */
+    LP_CARD_STATUS,     /* card + status byte */
+};
+
+struct lock_kind {
+    uint8_t type;
+    uint8_t payload; /* enum lock_payload */
+    uint8_t event;   /* enum report_event_type */
+    uint8_t source;  /* enum report_source */
+    const char *reason;
+    const char *name;
+};
+
+/* Remote refusals (0x10/0x11) do not say which password kind was used; they are filed
+ * under the static remote password (documented choice). */
+static const struct lock_kind lock_kinds[] = {
+    {0x01, LP_PASSWORD_STATUS, REPORT_EV_UNLOCK, REPORT_SRC_REMOTE_STATIC, "",
+     "remote unlock, static password"},
+    {0x02, LP_PASSWORD_STATUS, REPORT_EV_UNLOCK, REPORT_SRC_REMOTE_DYNAMIC, "",
+     "remote unlock, dynamic password"},
+    {0x03, LP_PASSWORD_STATUS, REPORT_EV_UNLOCK, REPORT_SRC_APP_DYNAMIC, "",
+     "app unlock, dynamic password"},
+    {0x05, LP_PASSWORD_STATUS, REPORT_EV_UNLOCK, REPORT_SRC_APP_STATIC, "",
+     "app unlock, static password"},
+    {0x1E, LP_PASSWORD_STATUS, REPORT_EV_UNLOCK, REPORT_SRC_SMS_STATIC, "",
+     "SMS unlock, static password"},
+    {0x1F, LP_PASSWORD_STATUS, REPORT_EV_UNLOCK, REPORT_SRC_SMS_DYNAMIC, "",
+     "SMS unlock, dynamic password"},
+    {0x06, LP_PASSWORD, REPORT_EV_WRONG_PASSWORD, REPORT_SRC_REMOTE_STATIC, "",
+     "wrong remote static password"},
+    {0x07, LP_PASSWORD, REPORT_EV_WRONG_PASSWORD, REPORT_SRC_REMOTE_DYNAMIC, "",
+     "wrong remote dynamic password"},
+    {0x08, LP_PASSWORD, REPORT_EV_WRONG_PASSWORD, REPORT_SRC_APP_DYNAMIC, "",
+     "wrong app dynamic password"},
+    {0x28, LP_PASSWORD, REPORT_EV_WRONG_PASSWORD, REPORT_SRC_APP_STATIC, "",
+     "wrong app static password"},
+    {0x20, LP_PASSWORD, REPORT_EV_WRONG_PASSWORD, REPORT_SRC_SMS_DYNAMIC, "",
+     "wrong SMS dynamic password"},
+    {0x29, LP_PASSWORD, REPORT_EV_WRONG_PASSWORD, REPORT_SRC_SMS_STATIC, "",
+     "wrong SMS static password"},
+    {0x10, LP_PASSWORD, REPORT_EV_UNLOCK_REFUSED, REPORT_SRC_REMOTE_STATIC, "no_position",
+     "remote unlock refused, no position"},
+    {0x11, LP_PASSWORD, REPORT_EV_UNLOCK_REFUSED, REPORT_SRC_REMOTE_STATIC, "outside_fence",
+     "remote unlock refused, outside fence"},
+    {0x18, LP_PASSWORD, REPORT_EV_UNLOCK_REFUSED, REPORT_SRC_BLUETOOTH, "no_position",
+     "Bluetooth unlock refused, no position"},
+    {0x19, LP_PASSWORD, REPORT_EV_UNLOCK_REFUSED, REPORT_SRC_BLUETOOTH, "outside_fence",
+     "Bluetooth unlock refused, outside fence"},
+    {0x22, LP_CARD_STATUS, REPORT_EV_UNLOCK, REPORT_SRC_RFID, "", "RFID card unlock"},
+    {0x23, LP_CARD, REPORT_EV_RFID_ACCESS, REPORT_SRC_RFID, "illegal_card", "illegal RFID card"},
+    {0x2A, LP_CARD, REPORT_EV_UNLOCK_REFUSED, REPORT_SRC_RFID, "no_position",
+     "RFID unlock refused, no position"},
+    {0x2B, LP_CARD, REPORT_EV_UNLOCK_REFUSED, REPORT_SRC_RFID, "outside_fence",
+     "RFID unlock refused, outside fence"},
+    {0x0B, LP_NONE, REPORT_EV_LONG_UNLOCKED, REPORT_SRC_NONE, "", "unlocked too long"},
+    {0x0C, LP_NONE, REPORT_EV_TAMPER, REPORT_SRC_ROPE, "rope_cut", "lock rope cut"},
+    {0x0D, LP_NONE, REPORT_EV_LOCK, REPORT_SRC_AUTO, "", "locked automatically"},
+    {0x12, LP_NONE, REPORT_EV_MOTOR_FAULT, REPORT_SRC_NONE, "", "motor fault"},
+    {0x1C, LP_NONE, REPORT_EV_UNLOCK, REPORT_SRC_ROPE, "rope_pulled", "unlocked, rope pulled out"},
+};
+
+#define N_LOCK_KINDS (sizeof lock_kinds / sizeof lock_kinds[0])
+
+static const struct lock_kind *lock_kind_by_type(uint8_t type)
+{
+    for (size_t i = 0; i < N_LOCK_KINDS; i++)
+        if (lock_kinds[i].type == type)
+            return &lock_kinds[i];
+    return NULL;
+}
+
+static struct report_event *add_event(struct report *r, uint8_t type, uint8_t source,
+                                      const char *reason)
+{
+    struct report_event *e = report_add_event(r, (enum report_event_type)type);
+    if (e) {
+        e->source = source;
+        snprintf(e->reason, sizeof e->reason, "%s", reason);
+    }
+    return e;
+}
+
+/* Item 0x0B: type byte + payload → typed events and jt.* attributes. */
+static void decode_lock_event(struct report *r, const uint8_t *v, size_t len)
+{
+    if (len == 0)
+        return;
+    const struct lock_kind *k = lock_kind_by_type(v[0]);
+    report_attr_set(r, "jt.lock_event_type", "0x%02x", v[0]);
+    if (!k) {
+        char reason[24];
+        snprintf(reason, sizeof reason, "lock_event_0x%02x", v[0]);
+        report_attr_set(r, "jt.lock_event", "unknown (0x%02x)", v[0]);
+        add_event(r, REPORT_EV_ALARM, REPORT_SRC_NONE, reason);
+        return;
+    }
+    report_attr_set(r, "jt.lock_event", "%s (0x%02x)", k->name, k->type);
+
+    char card[16] = "";
+    int status = -1;
+    if (k->payload == LP_CARD || k->payload == LP_CARD_STATUS) {
+        if (len >= 1 + JT_CARD_LEN) {
+            snprintf(card, sizeof card, "%010u", be32(v + 1));
+            report_attr_set(r, "jt.card", "%s", card);
+        }
+        if (k->payload == LP_CARD_STATUS && len == 1 + JT_CARD_LEN + 1)
+            status = v[len - 1];
+    } else if (k->payload == LP_PASSWORD_STATUS && len == 1 + JT_PASSWORD_LEN + 1) {
+        status = v[len - 1];
+    }
+    /* The password itself is not copied into an attribute: a static unlock password does
+     * not belong in the database (it stays visible only inside the raw `items`). */
+
+    bool failed = status == JT_UNLOCK_FAILED;
+    if (status >= 0) {
+        report_attr_set(r, "jt.unlock_ok", "%s", failed ? "false" : "true");
+        report_attr_set(r, "jt.unlock_status_byte", "%d", status);
+    }
+    struct report_event *e;
+    if (k->event == REPORT_EV_UNLOCK && failed)
+        e = add_event(r, REPORT_EV_UNLOCK_REFUSED, k->source, "unlock_failed");
+    else
+        e = add_event(r, k->event, k->source, k->reason);
+    if (!e)
+        return;
+    snprintf(e->card, sizeof e->card, "%s", card);
+    if (k->event == REPORT_EV_RFID_ACCESS)
+        e->granted = 0;
+    if (status >= 1 && status <= JT_FENCE_MAX)
+        e->fence_id = (int16_t)status;
+    if (k->type == 0x22) { /* an authorised card was swiped: record the access as well */
+        struct report_event *a = add_event(r, REPORT_EV_RFID_ACCESS, REPORT_SRC_RFID, "");
+        if (a) {
+            a->granted = 1;
+            snprintf(a->card, sizeof a->card, "%s", card);
+        }
+    }
+}
+
+/* ---------------------------------------------------------------------------------------
+ * 0x0200 location body (§3.4, Jointech §4.2–4.4).
+ */
+
+/* Items every JT/T 808 device means the same way. */
+static void standard_item(struct report *r, const struct item *it)
+{
+    if (it->id == 0x01 && it->len == 4)
+        r->odometer_km = be32(it->v) * 0.1;
+    else if (it->id == 0x30 && it->len == 1)
+        r->gsm_signal = it->v[0];
+    else if (it->id == 0x31 && it->len == 1)
+        r->satellites = it->v[0];
+}
+
+/* Jointech vendor items (§4.4); lengths are checked because other vendors reuse the ids. */
+static void jointech_item(struct report *r, const struct item *it, int *fence_id)
+{
+    const uint8_t *v = it->v;
+    switch (it->id) {
+    case 0x0B:
+        if (it->len >= 1 && it->len <= 8)
+            decode_lock_event(r, v, it->len);
+        break;
+    case 0x30:
+        if (it->len == 1)
+            report_attr_set(r, "jt.gsm_signal", "%u", v[0]);
+        break;
+    case 0x31:
+        if (it->len == 1)
+            report_attr_set(r, "jt.satellites", "%u", v[0]);
+        break;
+    case 0xD4:
+        if (it->len == 1) {
+            report_attr_set(r, "jt.battery_pct", "%u", v[0]);
+            if (v[0] == JT_BATTERY_CHARGING)
+                r->charging = 1;
+            else
+                r->battery_pct = v[0];
+        }
+        break;
+    case 0xD5:
+        if (it->len == 2) {
+            r->battery_v = be16(v) / 100.0;
+            report_attr_set(r, "jt.battery_v", "%.2f", r->battery_v);
+        }
+        break;
+    case 0xF9:
+        if (it->len == 2)
+            report_attr_set(r, "jt.proto_ver", "%u", be16(v));
+        break;
+    case 0xFC:
+        if (it->len == 1)
+            *fence_id = v[0];
+        break;
+    case 0xFD:
+        /* MCC (2), MNC (1 per the SDK, 2 in the real JT709A frame), cell id (4), LAC (2). */
+        if (it->len == 9 || it->len == 10) {
+            size_t mnc_len = it->len - 8u;
+            r->has_cell = true;
+            r->cell.mcc = be16(v);
+            r->cell.mnc = mnc_len == 2 ? be16(v + 2) : v[2];
+            r->cell.cid = be32(v + 2 + mnc_len);
+            r->cell.lac = be16(v + 6 + mnc_len);
+            report_attr_set(r, "jt.mcc", "%u", r->cell.mcc);
+            report_attr_set(r, "jt.mnc", "%u", r->cell.mnc);
+            report_attr_set(r, "jt.cell_id", "%u", r->cell.cid);
+            report_attr_set(r, "jt.lac", "%u", r->cell.lac);
+        }
+        break;
+    case 0xFE:
+        if (it->len == 4) /* unit unknown (§7): kept raw, not an odometer */
+            report_attr_set(r, "jt.mileage_raw", "%u", be32(v));
+        break;
+    default:
+        break;
+    }
+}
+
+/* Jointech status bits (§4.2) and alarm bits (§4.3). */
+static void jointech_flags(struct report *r, uint32_t alarm, uint32_t status, int fence_id)
+{
+    bool rope = status & ST_JT_ROPE_OPEN, motor = status & ST_JT_MOTOR_OPEN;
+    report_attr_set(r, "jt.rope_bit20", "%d", rope);
+    report_attr_set(r, "jt.motor_bit21", "%d", motor);
+    report_attr_set(r, "jt.lock_open", "%d", rope || motor);
+    report_attr_set(r, "jt.back_cover_bit7", "%d", (status & ST_JT_BACK_COVER) != 0);
+    report_attr_set(r, "jt.gnss_bit18", "%d", (status & ST_GNSS) != 0);
+    report_attr_set(r, "jt.beidou_bit19", "%d", (status & ST_BEIDOU) != 0);
+    report_attr_set(r, "jt.wake_source", "%u", (status >> ST_JT_WAKE_SHIFT) & 15);
+    r->lock = rope || motor ? REPORT_LOCK_UNLOCKED : REPORT_LOCK_LOCKED;
+
+    if (status & (ST_POSITIONED | ST_GNSS))
+        r->fix = status & ST_BEIDOU ? REPORT_FIX_BEIDOU : REPORT_FIX_GNSS;
+    else if (status & ST_JT_LBS)
+        r->fix = REPORT_FIX_LBS;
+
+    static const struct {
+        uint8_t bit, event;
+        const char *reason;
+    } alarms[] = {
+        {1, REPORT_EV_OVERSPEED, ""},
+        {7, REPORT_EV_LOW_BATTERY, ""},
+        {16, REPORT_EV_TAMPER, "back_cover_open"},
+        {17, REPORT_EV_GEOFENCE_ENTER, ""},
+        {18, REPORT_EV_GEOFENCE_EXIT, ""},
+    };
+    for (size_t i = 0; i < sizeof alarms / sizeof alarms[0]; i++) {
+        if (!(alarm & (1u << alarms[i].bit)))
+            continue;
+        struct report_event *e = add_event(r, alarms[i].event, REPORT_SRC_NONE, alarms[i].reason);
+        if (e && alarms[i].bit >= 17)
+            e->fence_id = (int16_t)fence_id;
+    }
+}
+
+/* Standard JT/T 808-2013 readings, for dialects other than Jointech. */
+static void standard_flags(struct report *r, uint32_t alarm, uint32_t status)
+{
+    if (status & ST_POSITIONED)
+        r->fix = status & ST_BEIDOU ? REPORT_FIX_BEIDOU
+                 : status & ST_GNSS ? REPORT_FIX_GPS
+                                    : REPORT_FIX_GNSS;
+    static const struct {
+        uint8_t bit, event;
+    } alarms[] = {
+        {0, REPORT_EV_SOS},
+        {1, REPORT_EV_OVERSPEED},
+        {7, REPORT_EV_LOW_BATTERY},
+        {8, REPORT_EV_POWER_CUT},
+    };
+    for (size_t i = 0; i < sizeof alarms / sizeof alarms[0]; i++)
+        if (alarm & (1u << alarms[i].bit))
+            add_event(r, alarms[i].event, REPORT_SRC_NONE, "");
+}
+
+/* BCD YYMMDDhhmmss → epoch seconds read as UTC, or 0 when not a valid time. */
+static int64_t bcd_time(const uint8_t *b)
+{
+    int f[6];
+    for (int i = 0; i < 6; i++)
+        if ((f[i] = jointech_bcd(b[i])) < 0)
+            return 0;
+    int64_t t = st_time_from_utc(2000 + f[0], f[1], f[2], f[3], f[4], f[5]);
+    return t < 0 ? 0 : t;
+}
+
+static int decode_location(const struct proto_ctx *ctx, const uint8_t *b, size_t len,
+                           struct report *r)
+{
+    if (len < LOCATION_LEN)
+        return ST_ETRUNCATED;
+    uint32_t alarm = be32(b), status = be32(b + 4);
+    char hex[13];
+    report_attr_set(r, "alarm", "0x%08x", alarm);
+    report_attr_set(r, "status", "0x%08x", status);
+    hex_text(b + 22, 6, hex, sizeof hex);
+    report_attr_set(r, "time_raw", "%s", hex);
+
+    r->has_position = true;
+    r->valid = status & ST_POSITIONED;
+    r->lat = be32(b + 8) / 1e6 * (status & ST_SOUTH ? -1 : 1);
+    r->lon = be32(b + 12) / 1e6 * (status & ST_WEST ? -1 : 1);
+    r->has_altitude = true;
+    r->altitude_m = (int16_t)be16(b + 16);
+    r->speed_kmh = be16(b + 18) / 10.0;
+    r->course = be16(b + 20);
+    /* Jointech sends UTC, the standard GMT+8: the device's configured zone decides later. */
+    r->fix_time = bcd_time(b + 22);
+    r->time_is_local = true;
+
+    const uint8_t *tail = b + LOCATION_LEN;
+    size_t tail_len = len - LOCATION_LEN;
+    bool tlv = items_well_formed(tail, tail_len);
+    items_attr(r, tail, tail_len, tlv);
+    bool jointech = ctx->dialect == 0;
+    int fence_id = -1;
+    const uint8_t *p = tail, *end = tail + tail_len;
+    struct item it;
+    while (tlv && item_next(&p, end, &it)) {
+        standard_item(r, &it);
+        if (jointech)
+            jointech_item(r, &it, &fence_id);
+    }
+    if (jointech)
+        jointech_flags(r, alarm, status, fence_id);
+    else
+        standard_flags(r, alarm, status);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * 0x5501 / 0x5502 Jointech report (§4.8).
+ */
+
+static void jt_report_item(struct report *r, const struct item *it, int *fence_id)
+{
+    const uint8_t *v = it->v;
+    switch (it->id) {
+    case 0x02:
+        if (it->len == 2) {
+            r->has_altitude = true;
+            r->altitude_m = (int16_t)be16(v);
+        }
+        break;
+    case 0x0A:
+        if (it->len == 3 || it->len == 4) {
+            r->cell.mcc = be16(v);
+            r->cell.mnc = it->len == 4 ? be16(v + 2) : v[2];
+            report_attr_set(r, "mcc", "%u", r->cell.mcc);
+            report_attr_set(r, "mnc", "%u", r->cell.mnc);
+        }
+        break;
+    case 0x0B:
+        decode_lock_event(r, v, it->len);
+        break;
+    case 0x0C:
+        if (it->len == 6)
+            report_attr_set(r, "tilt", "%d,%d,%d", (int16_t)be16(v), (int16_t)be16(v + 2),
+                            (int16_t)be16(v + 4));
+        break;
+    case 0x10:
+        if (it->len == 1)
+            report_attr_set(r, "wake_source", "%u", v[0]);
+        break;
+    case 0xFC:
+        if (it->len == 1)
+            *fence_id = v[0];
+        break;
+    default:
+        break;
+    }
+}
+
+static void jt_report_alarms(struct report *r, uint8_t product, uint16_t alarm, int fence_id)
+{
+    static const struct {
+        uint8_t bit, event;
+    } product3[] = {
+        {0, REPORT_EV_OVERSPEED},      {1, REPORT_EV_LOW_BATTERY}, {2, REPORT_EV_VIBRATION},
+        {5, REPORT_EV_GEOFENCE_ENTER}, {6, REPORT_EV_GEOFENCE_EXIT},
+    };
+    if (product != 3) { /* products 1 and 2: bit 0 low power */
+        if (alarm & 1)
+            add_event(r, REPORT_EV_LOW_BATTERY, REPORT_SRC_NONE, "");
+        return;
+    }
+    /* Bit 3 (low battery) and bit 1 (low power) mean one event to a user. */
+    if (alarm & (1u << 3) && !(alarm & (1u << 1)))
+        add_event(r, REPORT_EV_LOW_BATTERY, REPORT_SRC_NONE, "");
+    for (size_t i = 0; i < sizeof product3 / sizeof product3[0]; i++) {
+        if (!(alarm & (1u << product3[i].bit)))
+            continue;
+        struct report_event *e = add_event(r, product3[i].event, REPORT_SRC_NONE, "");
+        if (e && product3[i].bit >= 5)
+            e->fence_id = (int16_t)fence_id;
+    }
+}
+
+static int decode_jt_report(const struct frame_head *h, struct report *r)
+{
+    const uint8_t *b = h->body;
+    if (h->body_len < JT_REPORT_LEN)
+        return ST_ETRUNCATED;
+    int rc = jointech_block_decode(b, r);
+    if (rc < 0)
+        return rc;
+    report_attr_set(r, "valid_flag", "%s", r->valid ? "true" : "false");
+    r->gsm_signal = b[17];
+    report_attr_set(r, "rssi", "%u", b[17]);
+    r->satellites = b[18];
+    r->odometer_km = be32(b + 19);
+    uint8_t battery = b[23];
+    report_attr_set(r, "battery_raw", "%u", battery);
+    if (battery <= 100)
+        r->battery_pct = battery;
+    else if (battery == 0xAA || battery == 0xAB)
+        r->charging = 1;
+    r->cell.cid = be32(b + 24);
+    r->cell.lac = be16(b + 28);
+    r->has_cell = r->cell.cid || r->cell.lac;
+    report_attr_set(r, "cid", "%u", r->cell.cid);
+    report_attr_set(r, "lac", "%u", r->cell.lac);
+    uint8_t product = b[30];
+    uint16_t status = be16(b + 31), alarm = be16(b + 33);
+    report_attr_set(r, "product", "%u", product);
+    report_attr_set(r, "status16", "0x%04x", status);
+    report_attr_set(r, "alarm16", "0x%04x", alarm);
+    if (product == 3)
+        report_attr_set(r, "output_blocked", "%s", status & (1u << 5) ? "true" : "false");
+
+    const uint8_t *tail = b + JT_REPORT_LEN, *end = b + h->body_len;
+    size_t tail_len = h->body_len - JT_REPORT_LEN;
+    bool tlv = items_well_formed(tail, tail_len);
+    items_attr(r, tail, tail_len, tlv);
+    int fence_id = -1;
+    struct item it;
+    while (tlv && item_next(&tail, end, &it))
+        jt_report_item(r, &it, &fence_id);
+    jt_report_alarms(r, product, alarm, fence_id);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Other device messages.
+ */
+
+/* 0x0100: province, city, maker, model, terminal id, plate colour, plate (§3.3). */
+static int decode_register(const struct frame_head *h, struct report *r)
+{
+    size_t maker_len = 5, model_len = 20, tid_len = 7;
+    const char *layout = "2013";
+    if (h->v2019) {
+        maker_len = 11;
+        model_len = 30;
+        tid_len = 30;
+        layout = "2019";
+    } else if (h->body_len < REGISTER_MIN_2013) {
+        model_len = 8;
+        layout = "2011";
+    }
+    size_t fixed = 4 + maker_len + model_len + tid_len + 1;
+    if (h->body_len < fixed)
+        return ST_ETRUNCATED;
+    const uint8_t *p = h->body;
+    report_attr_set(r, "layout", "%s", layout);
+    report_attr_set(r, "province", "%u", be16(p));
+    report_attr_set(r, "city", "%u", be16(p + 2));
+    p += 4;
+    text_attr(r, "maker", p, maker_len);
+    p += maker_len;
+    text_attr(r, "model", p, model_len);
+    p += model_len;
+    text_attr(r, "terminal_id", p, tid_len);
+    p += tid_len;
+    report_attr_set(r, "plate_color", "%u", *p++);
+    text_attr(r, "plate", p, h->body_len - fixed);
+    return 0;
+}
+
+/* 0x0102: the auth code; 2019 prefixes its length and appends IMEI (15) and firmware (20). */
+static void decode_auth(const struct frame_head *h, struct report *r)
+{
+    const uint8_t *b = h->body;
+    size_t n = h->body_len;
+    if (h->v2019 && n >= 1 && (size_t)b[0] + 1 <= n) {
+        size_t code_len = b[0], rest = n - 1 - code_len;
+        text_attr(r, "auth_code", b + 1, code_len);
+        if (rest >= 15)
+            text_attr(r, "imei", b + 1 + code_len, 15);
+        if (rest > 15)
+            text_attr(r, "firmware", b + 1 + code_len + 15, rest - 15);
+        return;
+    }
+    text_attr(r, "auth_code", b, n);
+}
+
+/* 0x0001 (terminal) and 0x8001 (platform) general responses share one body. */
+static void decode_general_ack(const struct frame_head *h, struct report *r)
+{
+    if (h->body_len < 5)
+        return;
+    report_attr_set(r, "ack_serial", "%u", be16(h->body));
+    report_attr_set(r, "ack_msg_id", "0x%04x", be16(h->body + 2));
+    report_attr_set(r, "result", "%u", h->body[4]);
+}
+
+/* 0x0704: count (2), type (1), then count × [length (2) + 0x0200 body]; one report each.
+ * Records are decoded until one does not fit; none decodable with count > 0 = malformed. */
+static int decode_batch(const struct proto_ctx *ctx, const struct frame_head *h, struct report *out,
+                        size_t max_out, size_t *n_out)
+{
+    if (h->body_len < 3)
+        return ST_ETRUNCATED;
+    uint16_t count = be16(h->body);
+    uint8_t type = h->body[2];
+    const uint8_t *p = h->body + 3, *end = h->body + h->body_len;
+    size_t n = 0;
+    while (n < count && n < max_out && end - p >= 2 && end - p - 2 >= be16(p)) {
+        size_t rec_len = be16(p);
+        struct report *r = &out[n];
+        head_attrs(h, r);
+        report_attr_set(r, "count", "%u", count);
+        report_attr_set(r, "batch_type", "%u", type);
+        report_attr_set(r, "record", "%zu", n);
+        if (decode_location(ctx, p + 2, rec_len, r) < 0)
+            break;
+        p += 2 + rec_len;
+        n++;
+    }
+    if (n == 0 && count > 0)
+        return ST_EMALFORMED;
+    if (n == 0) { /* an empty batch still names the device */
+        head_attrs(h, &out[0]);
+        report_attr_set(&out[0], "count", "0");
+        report_attr_set(&out[0], "batch_type", "%u", type);
+        n = 1;
+    }
+    *n_out = n;
+    return 0;
+}
+
+/* Raw body for messages decoded no further (sub-packets, encrypted bodies, unknown ids). */
+static void body_attr(const struct frame_head *h, struct report *r)
+{
+    report_attr_hex(r, "body", h->body, h->body_len);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Replies.
+ */
+
+/* Whether a device message is answered with 0x8001. JT/T 808 answers every uplink; the
+ * vectors follow Traccar, which does not answer these (0x0001 is itself an answer), and
+ * 0x8xxx ids are platform→terminal messages a terminal never sends. */
+static bool wants_general_response(uint16_t msg_id)
+{
+    switch (msg_id) {
+    case MSG_TERMINAL_ACK:
+    case 0x0701: /* e-waybill */
+    case 0x0702: /* driver identity */
+    case 0x1300:
+    case 0x2070:
+        return false;
+    default:
+        return msg_id < 0x8000;
+    }
+}
+
+static void reply_build(struct proto_ctx *ctx, const struct frame_head *h, uint16_t msg_id,
+                        const uint8_t *body, size_t body_len, struct proto_reply *reply)
+{
+    struct frame_spec s = {
+        .msg_id = msg_id,
+        .v2019 = h->v2019,
+        .version = h->version,
+        .terminal = h->terminal,
+        .terminal_len = h->terminal_len,
+        .serial = ctx->server_serial++,
+        .short_serial = h->short_serial,
+        .body = body,
+        .body_len = body_len,
+    };
+    ptrdiff_t n = frame_build(&s, reply->buf, sizeof reply->buf);
+    reply->len = n > 0 ? (size_t)n : 0;
+}
+
+static void reply_general(struct proto_ctx *ctx, const struct frame_head *h,
+                          struct proto_reply *reply)
+{
+    uint8_t body[5];
+    put16(put16(body, h->serial), h->msg_id);
+    body[4] = 0; /* OK */
+    reply_build(ctx, h, MSG_SERVER_ACK, body, sizeof body, reply);
+}
+
+/* 0x8100: device serial, result 0, auth code = the device id text (as Traccar). */
+static void reply_register(struct proto_ctx *ctx, const struct frame_head *h,
+                           struct proto_reply *reply)
+{
+    uint8_t body[3 + REPORT_ID_LEN];
+    size_t id_len = strlen(h->device_id);
+    put16(body, h->serial);
+    body[2] = 0;
+    memcpy(body + 3, h->device_id, id_len);
+    reply_build(ctx, h, MSG_REGISTER_ACK, body, 3 + id_len, reply);
+}
+
+/* 0x4401 (only when attr bit 15 asks for it): the report's message id + result 0. */
+static void reply_jt_report(struct proto_ctx *ctx, const struct frame_head *h,
+                            struct proto_reply *reply)
+{
+    uint8_t body[3];
+    put16(body, h->msg_id);
+    body[2] = 0;
+    if (h->attr & ATTR_JT_WANTS_ACK)
+        reply_build(ctx, h, MSG_JT_REPORT_ACK, body, sizeof body, reply);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * proto_ops.
+ */
+
+static int decode_binary(struct proto_ctx *ctx, const uint8_t *frame, size_t len,
+                         struct report *out, size_t max_out, size_t *n_out,
+                         struct proto_reply *reply)
+{
+    uint8_t u[PROTO_FRAME_MAX];
+    size_t used;
+    if (len < 2 || frame[len - 1] != DELIM)
+        return ST_EMALFORMED;
+    ptrdiff_t n = unescape(frame + 1, len - 2, u, sizeof u, &used);
+    if (n < 0)
+        return (int)n;
+    if (used != len - 2)
+        return ST_EMALFORMED; /* a 0x7E or a dangling 0x7D inside */
+    struct frame_head h;
+    int rc = parse_head(u, (size_t)n, &h);
+    if (rc < 0)
+        return rc;
+
+    struct report *r = &out[0];
+    head_attrs(&h, r);
+    *n_out = 1;
+    rc = 0;
+    bool opaque = h.subpacket || (!h.short_serial && (h.attr & ATTR_ENCRYPTED));
+    switch (opaque ? 0 : h.msg_id) {
+    case MSG_TERMINAL_ACK:
+    case MSG_SERVER_ACK:
+        decode_general_ack(&h, r);
+        break;
+    case MSG_HEARTBEAT:
+    case MSG_LOGOUT:
+        break;
+    case MSG_REGISTER:
+        rc = decode_register(&h, r);
+        break;
+    case MSG_AUTH:
+        decode_auth(&h, r);
+        break;
+    case MSG_LOCATION:
+        rc = decode_location(ctx, h.body, h.body_len, r);
+        break;
+    case MSG_BATCH:
+        rc = decode_batch(ctx, &h, out, max_out, n_out);
+        break;
+    case MSG_JT_REPORT:
+    case MSG_JT_REPORT_BLIND:
+        rc = decode_jt_report(&h, r);
+        break;
+    case MSG_TEXT_DOWN:
+        if (h.body_len >= 1) {
+            report_attr_set(r, "body_flag", "%u", h.body[0]);
+            text_attr(r, "text", h.body + 1, h.body_len - 1);
+        }
+        break;
+    default:
+        body_attr(&h, r);
+        rc = ST_EUNSUPPORTED;
+        break;
+    }
+    if (rc < 0 && rc != ST_EUNSUPPORTED) {
+        *n_out = 0;
+        return rc;
+    }
+    if (h.short_serial)
+        reply_jt_report(ctx, &h, reply);
+    else if (h.msg_id == MSG_REGISTER && !opaque)
+        reply_register(ctx, &h, reply);
+    else if (wants_general_response(h.msg_id))
+        reply_general(ctx, &h, reply);
+    return rc;
+}
+
+static int decode(struct proto_ctx *ctx, const uint8_t *frame, size_t len, struct report *out,
+                  size_t max_out, size_t *n_out, struct proto_reply *reply)
+{
+    *n_out = 0;
+    reply->len = 0;
+    if (len == 0 || max_out == 0)
+        return ST_EMALFORMED;
+    if (len > PROTO_FRAME_MAX)
+        return ST_ERANGE;
+    if (frame[0] == TEXT_OPEN)
+        return jt600_decode_text(ctx, frame, len, out, max_out, n_out, reply);
+    if (frame[0] != DELIM)
+        return ST_EMALFORMED;
+    return decode_binary(ctx, frame, len, out, max_out, n_out, reply);
+}
+
+/* `(` + 12 digits + `,`: YES once all 14 bytes match, MAYBE while they match so far. */
+static int detect_text(const uint8_t *buf, size_t len)
+{
+    for (size_t i = 1; i < len && i <= TEXT_ID_DIGITS + 1; i++) {
+        bool ok = i <= TEXT_ID_DIGITS ? buf[i] >= '0' && buf[i] <= '9' : buf[i] == ',';
+        if (!ok)
+            return PROTO_DETECT_NO;
+    }
+    return len >= TEXT_ID_DIGITS + 2 ? PROTO_DETECT_YES : PROTO_DETECT_MAYBE;
+}
+
+/* 0x7E frame: MAYBE until the closing delimiter is in; then YES when the header is
+ * plausible (an uplink id) and the body length or the checksum agrees. Traccar's samples
+ * have one of the two wrong now and then (decode() tolerates that); a first frame with
+ * both wrong gives no evidence at all and is not claimed. */
+static int detect_binary(const uint8_t *buf, size_t len)
+{
+    while (len >= 2 && buf[1] == DELIM) { /* 7E 7E: the second one opens the frame */
+        buf++;
+        len--;
+    }
+    size_t limit = len < PROTO_FRAME_MAX ? len : PROTO_FRAME_MAX;
+    size_t end = 1;
+    while (end < limit && buf[end] != DELIM)
+        end++;
+    uint8_t u[PROTO_FRAME_MAX];
+    size_t used;
+    ptrdiff_t n = unescape(buf + 1, end - 1, u, sizeof u, &used);
+    if (n < 0)
+        return PROTO_DETECT_NO;
+    uint16_t msg_id = n >= 2 ? be16(u) : 1;
+    if (msg_id == 0 || msg_id >= 0x8000)
+        return PROTO_DETECT_NO;
+    if (end == limit)
+        return len >= PROTO_FRAME_MAX ? PROTO_DETECT_NO : PROTO_DETECT_MAYBE;
+    struct frame_head h;
+    if (used != end - 1 || parse_head(u, (size_t)n, &h) < 0)
+        return PROTO_DETECT_NO;
+    return h.checksum_ok || h.body_len == h.declared_len ? PROTO_DETECT_YES : PROTO_DETECT_NO;
+}
+
+static int detect(const uint8_t *buf, size_t len)
+{
+    if (len == 0)
+        return PROTO_DETECT_MAYBE;
+    if (buf[0] == TEXT_OPEN)
+        return detect_text(buf, len);
+    if (buf[0] == DELIM)
+        return detect_binary(buf, len);
+    return PROTO_DETECT_NO;
+}
+
+/* `( … )` up to the first `)`. A 0x7E or another `(` before it means the `(` was noise. */
+static ptrdiff_t frame_text(const uint8_t *buf, size_t len)
+{
+    size_t limit = len < PROTO_FRAME_MAX ? len : PROTO_FRAME_MAX;
+    for (size_t i = 1; i < limit; i++) {
+        if (buf[i] == TEXT_CLOSE)
+            return (ptrdiff_t)i + 1;
+        if (buf[i] == DELIM || buf[i] == TEXT_OPEN)
+            return -(ptrdiff_t)i;
+    }
+    return len >= PROTO_FRAME_MAX ? -(ptrdiff_t)PROTO_FRAME_MAX : 0;
+}
+
+/* 0x7E … 0x7E. An empty pair `7E 7E` is a closing delimiter followed by an opening one
+ * (or noise): skip the first. Over PROTO_FRAME_MAX without a closing delimiter: skip. */
+static ptrdiff_t frame_binary(const uint8_t *buf, size_t len)
+{
+    if (len >= 2 && buf[1] == DELIM)
+        return -1;
+    size_t limit = len < PROTO_FRAME_MAX ? len : PROTO_FRAME_MAX;
+    for (size_t i = 1; i < limit; i++)
+        if (buf[i] == DELIM)
+            return (ptrdiff_t)i + 1;
+    return len >= PROTO_FRAME_MAX ? -(ptrdiff_t)PROTO_FRAME_MAX : 0;
+}
+
+static ptrdiff_t frame(const uint8_t *buf, size_t len)
+{
+    if (len == 0)
+        return 0;
+    if (buf[0] == DELIM)
+        return frame_binary(buf, len);
+    if (buf[0] == TEXT_OPEN)
+        return frame_text(buf, len);
+    size_t i = 1;
+    while (i < len && buf[i] != DELIM && buf[i] != TEXT_OPEN)
+        i++;
+    return -(ptrdiff_t)i;
+}
+
+const struct proto_ops proto_jt808 = {"jt808", detect, frame, decode};
+
+/* ---------------------------------------------------------------------------------------
+ * Encoders (replies above, the simulator and the tests).
+ */
+
+/* Terminal text → the 6-byte field: up to 12 digits as BCD (left-padded), or a 15-digit
+ * IMEI as the 48-bit number of its first 14 digits (the inverse of terminal_device_id). */
+static int terminal_encode(const char *text, uint8_t *t)
+{
+    size_t n = strlen(text);
+    for (size_t i = 0; i < n; i++)
+        if (text[i] < '0' || text[i] > '9')
+            return ST_EMALFORMED;
+    if (n == 15) {
+        uint64_t v = 0;
+        for (size_t i = 0; i < 14; i++)
+            v = v * 10 + (uint64_t)(text[i] - '0');
+        for (int i = TERMINAL_LEN_2013 - 1; i >= 0; i--, v >>= 8) /* 14 digits < 2^48 */
+            t[i] = (uint8_t)v;
+        return 0;
+    }
+    if (n > 2 * TERMINAL_LEN_2013)
+        return ST_ERANGE;
+    memset(t, 0, TERMINAL_LEN_2013);
+    for (size_t i = 0; i < n; i++) {
+        size_t pos = 2 * TERMINAL_LEN_2013 - n + i; /* digit position in the 12 */
+        t[pos / 2] |= (uint8_t)((text[i] - '0') << (pos % 2 ? 0 : 4));
+    }
+    return 0;
+}
+
+ptrdiff_t jt808_encode_frame(uint16_t msg_id, const char *terminal, uint16_t serial,
+                             const uint8_t *body, size_t body_len, uint8_t *out, size_t cap)
+{
+    uint8_t t[TERMINAL_LEN_2013];
+    int rc = terminal_encode(terminal, t);
+    if (rc < 0)
+        return rc;
+    struct frame_spec s = {
+        .msg_id = msg_id,
+        .terminal = t,
+        .terminal_len = sizeof t,
+        .serial = serial,
+        .body = body,
+        .body_len = body_len,
+    };
+    return frame_build(&s, out, cap);
+}
+
+static uint8_t to_bcd(int v)
+{
+    return (uint8_t)((v / 10 % 10) << 4 | v % 10);
+}
+
+static uint32_t scaled(double v, double scale, double max)
+{
+    v = v < 0 ? -v * scale : v * scale;
+    return v >= max ? (uint32_t)max : (uint32_t)(v + 0.5);
+}
+
+/* The Jointech 0x0B kind for an event (type and reason must match; the source too unless
+ * the event leaves it unset), or NULL. */
+static const struct lock_kind *lock_kind_for_event(const struct report_event *e)
+{
+    for (size_t i = 0; i < N_LOCK_KINDS; i++) {
+        const struct lock_kind *k = &lock_kinds[i];
+        if (k->event == e->type && strcmp(k->reason, e->reason) == 0 &&
+            (e->source == REPORT_SRC_NONE || e->source == k->source))
+            return k;
+    }
+    return NULL;
+}
+
+/* Item 0x0B for event e at p (room checked by the caller: at most 10 bytes). */
+static uint8_t *lock_item_encode(const struct lock_kind *k, const struct report_event *e,
+                                 uint8_t *p)
+{
+    uint8_t *len = p + 1;
+    p[0] = 0x0B;
+    p += 2;
+    *p++ = k->type;
+    if (k->payload == LP_PASSWORD || k->payload == LP_PASSWORD_STATUS) {
+        memset(p, '0', JT_PASSWORD_LEN); /* the simulator has no password to report */
+        p += JT_PASSWORD_LEN;
+    } else if (k->payload == LP_CARD || k->payload == LP_CARD_STATUS) {
+        uint64_t card = 0;
+        for (const char *c = e->card; *c >= '0' && *c <= '9'; c++)
+            card = card * 10 + (uint64_t)(*c - '0');
+        p = put32(p, (uint32_t)card);
+    }
+    if (k->payload == LP_PASSWORD_STATUS || k->payload == LP_CARD_STATUS)
+        *p++ = (uint8_t)(e->fence_id >= 1 && e->fence_id <= JT_FENCE_MAX ? e->fence_id : 0);
+    *len = (uint8_t)(p - len - 1);
+    return p;
+}
+
+#define LOCATION_ENCODED_MAX (LOCATION_LEN + 3 + 3 + 3 + 4 + 10)
+
+ptrdiff_t jt808_encode_location(const struct report *r, uint8_t *body, size_t cap)
+{
+    if (cap < LOCATION_ENCODED_MAX)
+        return ST_ERANGE;
+    uint32_t alarm = 0, status = 0;
+    if (r->valid)
+        status |= ST_POSITIONED | ST_GNSS;
+    if (r->valid && r->fix == REPORT_FIX_BEIDOU)
+        status |= ST_BEIDOU;
+    if (!r->valid && r->fix == REPORT_FIX_LBS)
+        status |= ST_JT_LBS;
+    if (r->lat < 0)
+        status |= ST_SOUTH;
+    if (r->lon < 0)
+        status |= ST_WEST;
+    if (r->lock == REPORT_LOCK_UNLOCKED)
+        status |= ST_JT_MOTOR_OPEN;
+    const struct report_event *ev = r->n_events ? &r->events[0] : NULL;
+    const struct lock_kind *k = ev ? lock_kind_for_event(ev) : NULL;
+    if (ev && ev->type == REPORT_EV_LOW_BATTERY)
+        alarm |= 1u << 7;
+
+    uint8_t *p = put32(body, alarm);
+    p = put32(p, status);
+    p = put32(p, scaled(r->lat, 1e6, 90e6));
+    p = put32(p, scaled(r->lon, 1e6, 180e6));
+    double alt = r->has_altitude ? r->altitude_m : 0;
+    alt = alt < -32768 ? -32768 : alt > 32767 ? 32767 : alt;
+    p = put16(p, (uint16_t)(int16_t)(alt < 0 ? alt - 0.5 : alt + 0.5));
+    p = put16(p, (uint16_t)scaled(r->speed_kmh, 10, 65535));
+    p = put16(p, (uint16_t)scaled(r->course, 1, 359));
+    int y, mo, d, h, mi, s;
+    st_time_to_utc(r->fix_time, &y, &mo, &d, &h, &mi, &s);
+    const int fields[6] = {y % 100, mo, d, h, mi, s};
+    for (int i = 0; i < 6; i++)
+        *p++ = to_bcd(fields[i]);
+
+    if (r->gsm_signal >= 0) {
+        *p++ = 0x30, *p++ = 1;
+        *p++ = (uint8_t)(r->gsm_signal > 255 ? 255 : r->gsm_signal);
+    }
+    if (r->satellites >= 0) {
+        *p++ = 0x31, *p++ = 1;
+        *p++ = (uint8_t)(r->satellites > 255 ? 255 : r->satellites);
+    }
+    if (r->battery_pct >= 0 || r->charging == 1) {
+        *p++ = 0xD4, *p++ = 1;
+        *p++ = r->battery_pct >= 0 ? (uint8_t)(r->battery_pct > 100 ? 100 : r->battery_pct)
+                                   : JT_BATTERY_CHARGING;
+    }
+    if (r->battery_v >= 0) {
+        *p++ = 0xD5, *p++ = 2;
+        p = put16(p, (uint16_t)scaled(r->battery_v, 100, 65535));
+    }
+    if (k)
+        p = lock_item_encode(k, ev, p);
+    return p - body;
+}

@@ -1,0 +1,184 @@
+/* stream_test.c — proto_stream_next, the loop the server, UDP and `decode`
+ * share: detection per stream, sibling switching on one connection, garbage
+ * resynchronisation, and identical frames whatever the read sizes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "../../../src/proto/proto.h"
+#include "../vectors.h"
+
+#define MAX_STREAM (256 * 1024)
+#define MAX_FRAMES 1024
+
+struct cut {
+    size_t n;
+    size_t off[MAX_FRAMES], len[MAX_FRAMES];
+    const char *proto[MAX_FRAMES];
+};
+
+/* Feed data in pieces of `chunk` bytes (0 = all at once), as a connection would:
+ * an accumulator keeps only the unframed tail. Frames are recorded by their
+ * offset in the whole stream. */
+static void cut_stream(const uint8_t *data, size_t len, size_t chunk, struct cut *c)
+{
+    static uint8_t acc[MAX_STREAM];
+    struct proto_stream ps = {0};
+    size_t acc_len = 0, base = 0; /* base = stream offset of acc[0] */
+    memset(c, 0, sizeof *c);
+    for (size_t pos = 0; pos < len;) {
+        size_t n = chunk ? chunk : len;
+        if (n > len - pos)
+            n = len - pos;
+        memcpy(acc + acc_len, data + pos, n);
+        acc_len += n;
+        pos += n;
+        size_t off = 0, flen = 0;
+        int k;
+        while ((k = proto_stream_next(&ps, acc, acc_len, &off, &flen)) == PROTO_STREAM_FRAME) {
+            assert_true(c->n < MAX_FRAMES);
+            c->off[c->n] = base + off;
+            c->len[c->n] = flen;
+            c->proto[c->n] = ps.proto->name;
+            c->n++;
+            off += flen;
+        }
+        assert_int_not_equal(k, PROTO_STREAM_UNKNOWN);
+        memmove(acc, acc + off, acc_len - off);
+        acc_len -= off;
+        base += off;
+    }
+}
+
+/* All device-sent bytes of a vector file, one after the other. */
+static size_t file_stream(const char *name, uint8_t *out, size_t cap)
+{
+    static struct vec_file f;
+    static uint8_t msg[65536];
+    static struct vec_kv kv[256];
+    size_t len = 0;
+    vec_load(name, &f);
+    for (size_t i = 0; i < f.n; i++) {
+        const struct vec_row *row = &f.rows[i];
+        size_t n;
+        if (strcmp(row->layer, "downlink") == 0 || strcmp(row->layer, "encode") == 0)
+            continue;
+        if (strcmp(row->layer, "unescaped") == 0) {
+            size_t nkv = vec_expected(row, kv, 256);
+            const char *wire = vec_get(kv, nkv, "wire");
+            if (!wire)
+                continue;
+            n = vec_unhex(wire, strlen(wire), msg, sizeof msg);
+        } else {
+            n = vec_message(row, msg, sizeof msg);
+        }
+        assert_true(len + n <= cap);
+        memcpy(out + len, msg, n);
+        len += n;
+    }
+    vec_free(&f);
+    return len;
+}
+
+static void same_cuts(const uint8_t *data, size_t len)
+{
+    static struct cut whole, piece;
+    cut_stream(data, len, 0, &whole);
+    assert_true(whole.n > 0);
+    size_t sizes[] = {1, 2, 3, 7, 64, 1000};
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        cut_stream(data, len, sizes[s], &piece);
+        assert_int_equal(piece.n, whole.n);
+        for (size_t i = 0; i < whole.n; i++) {
+            assert_int_equal(piece.off[i], whole.off[i]);
+            assert_int_equal(piece.len[i], whole.len[i]);
+            assert_string_equal(piece.proto[i], whole.proto[i]);
+        }
+    }
+}
+
+static void test_chunking_jt808(void **state)
+{
+    (void)state;
+    static uint8_t data[MAX_STREAM];
+    size_t len = file_stream("jt808.tsv", data, sizeof data);
+    same_cuts(data, len);
+}
+
+static void test_chunking_jt600(void **state)
+{
+    (void)state;
+    static uint8_t data[MAX_STREAM];
+    size_t len = file_stream("jt600.tsv", data, sizeof data);
+    same_cuts(data, len);
+}
+
+static void test_detection(void **state)
+{
+    (void)state;
+    int more;
+    /* vector JT808-D093, a heartbeat */
+    const uint8_t jt808[] = {0x7e, 0x00, 0x02, 0x00, 0x00, 0x04, 0x30, 0x48, 0x32, 0x54,
+                             0x65, 0x00, 0xb7, 0xca, 0x7e};
+    assert_ptr_equal(proto_detect(jt808, sizeof jt808, &more), &proto_jt808);
+    /* a header alone could still be anything: wait */
+    assert_null(proto_detect(jt808, 5, &more));
+    assert_true(more);
+    const char *jt709_text = "(794104004140,1,001,BASE,2,TIME)";
+    assert_ptr_equal(proto_detect((const uint8_t *)jt709_text, strlen(jt709_text), &more),
+                     &proto_jt808);
+    const char *jt701_text = "(8000620011,@JT)";
+    assert_ptr_equal(proto_detect((const uint8_t *)jt701_text, strlen(jt701_text), &more),
+                     &proto_jt600);
+    /* too few bytes: wait */
+    assert_null(proto_detect((const uint8_t *)"(80", 3, &more));
+    assert_true(more);
+    /* nobody's */
+    assert_null(proto_detect((const uint8_t *)"GET / HTTP/1.1\r\n", 16, &more));
+    assert_false(more);
+    struct proto_stream ps = {0};
+    size_t off = 0, flen;
+    static const uint8_t junk[80] = "hello this is not a tracker protocol at all, no way, none";
+    assert_int_equal(proto_stream_next(&ps, junk, sizeof junk, &off, &flen), PROTO_STREAM_UNKNOWN);
+}
+
+static void test_sibling_switch_and_resync(void **state)
+{
+    (void)state;
+    /* A JT701D connection that later sends a JT/T 808 frame, with garbage before it. */
+    static uint8_t data[4096];
+    const char *t1 = "(8000620011,@JT)";
+    const uint8_t f808[] = {0x7e, 0x00, 0x02, 0x00, 0x00, 0x04, 0x30, 0x48, 0x32, 0x54,
+                            0x65, 0x00, 0xb7, 0xca, 0x7e}; /* JT808-D093 */
+    size_t len = 0;
+    memcpy(data, t1, strlen(t1));
+    len += strlen(t1);
+    memcpy(data + len, "\x01\x02zz", 4);
+    len += 4;
+    memcpy(data + len, f808, sizeof f808);
+    len += sizeof f808;
+    struct cut c;
+    cut_stream(data, len, 0, &c);
+    assert_int_equal(c.n, 2);
+    assert_string_equal(c.proto[0], "jt600");
+    assert_string_equal(c.proto[1], "jt808");
+    assert_int_equal(c.off[1], strlen(t1) + 4);
+    assert_int_equal(c.len[1], sizeof f808);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_detection),
+        cmocka_unit_test(test_sibling_switch_and_resync),
+        cmocka_unit_test(test_chunking_jt808),
+        cmocka_unit_test(test_chunking_jt600),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
