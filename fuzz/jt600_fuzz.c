@@ -27,6 +27,8 @@ static void decode_checked(int (*decode)(struct proto_ctx *, const uint8_t *, si
             __builtin_trap();
 }
 
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size); /* libFuzzer's entry point */
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     int score = proto_jt600.detect(data, size);

@@ -24,6 +24,8 @@ static void decode_one(const uint8_t *frame, size_t len, uint8_t dialect)
     }
 }
 
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size); /* libFuzzer's entry point */
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     (void)proto_jt808.detect(data, size);

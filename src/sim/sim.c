@@ -362,7 +362,7 @@ static int reply_matches(struct device *d, const struct expect *e, const uint8_t
             plain[n++] = reply[i];
         }
     }
-    uint16_t server_serial = n >= 12 ? (uint16_t)(plain[10] << 8 | plain[11]) : 0;
+    uint16_t server_serial = (uint16_t)(n >= 12 ? plain[10] << 8 | plain[11] : 0);
     uint8_t frame[256];
     ptrdiff_t fl = jt808_encode_frame(e->msg_id, d->id, server_serial, e->data, e->len, frame,
                                       sizeof frame);
