@@ -17,26 +17,13 @@ const struct proto_ops *proto_find(const char *name)
     return NULL;
 }
 
-const struct proto_ops *proto_detect(const uint8_t *buf, size_t len, int *need_more)
-{
-    *need_more = 0;
-    for (size_t i = 0; proto_registry[i]; i++) {
-        int score = proto_registry[i]->detect(buf, len);
-        if (score >= PROTO_DETECT_YES)
-            return proto_registry[i];
-        if (score > PROTO_DETECT_NO)
-            *need_more = 1;
-    }
-    return NULL;
-}
-
-/* A protocol other than `current` that is certain (returned) or may be (*maybe) at buf. */
-static const struct proto_ops *detect_other(const struct proto_ops *current, const uint8_t *buf,
-                                            size_t len, int *maybe)
+/* A protocol other than `skip` (NULL: any) that is certain (returned) or may be (*maybe) at buf. */
+static const struct proto_ops *detect_except(const struct proto_ops *skip, const uint8_t *buf,
+                                             size_t len, int *maybe)
 {
     *maybe = 0;
     for (size_t i = 0; proto_registry[i]; i++) {
-        if (proto_registry[i] == current)
+        if (proto_registry[i] == skip)
             continue;
         int score = proto_registry[i]->detect(buf, len);
         if (score >= PROTO_DETECT_YES)
@@ -45,6 +32,11 @@ static const struct proto_ops *detect_other(const struct proto_ops *current, con
             *maybe = 1;
     }
     return NULL;
+}
+
+const struct proto_ops *proto_detect(const uint8_t *buf, size_t len, int *need_more)
+{
+    return detect_except(NULL, buf, len, need_more);
 }
 
 int proto_stream_next(struct proto_stream *ps, const uint8_t *buf, size_t len, size_t *off,
@@ -71,7 +63,7 @@ int proto_stream_next(struct proto_stream *ps, const uint8_t *buf, size_t len, s
          * it: skip only up to where another protocol is (or may be) speaking. */
         size_t skip = (size_t)-fl;
         for (size_t i = 0; i < skip; i++) {
-            const struct proto_ops *other = detect_other(ps->proto, p + i, n - i, &more);
+            const struct proto_ops *other = detect_except(ps->proto, p + i, n - i, &more);
             if (other && i == 0) {
                 ps->proto = other;
                 skip = 0;
