@@ -20,7 +20,8 @@ static const char usage[] =
     "  --register MODE      auto: create unknown devices (default); known: refuse them\n"
     "  --set KEY=VALUE      any setting: idle_timeout, max_conn_per_ip, max_connections,\n"
     "                       raw_frames_max, sync (full|normal), batch_max, queue_max,\n"
-    "                       default_tz (minutes), log_level (debug|info|warn|error)\n"
+    "                       default_tz (minutes), model_tz (MODEL:MINUTES,...),\n"
+    "                       log_level (debug|info|warn|error)\n"
     "Settings are documented in docs/operations.md.\n";
 
 int cli_serve(int argc, char **argv)

@@ -64,6 +64,41 @@ static int set_text(char *dst, size_t cap, const char *key, const char *value, c
     return 0;
 }
 
+/* "MODEL:MINUTES[,MODEL:MINUTES…]", e.g. "JT709A:0,GT808:480". */
+static int parse_model_tz(struct st_config *c, const char *value, char *errbuf, size_t errlen)
+{
+    c->n_model_tz = 0;
+    const char *p = value;
+    while (*p) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        const char *colon = memchr(p, ':', len);
+        char num[16];
+        size_t mlen = colon ? (size_t)(colon - p) : 0, nlen = colon ? len - mlen - 1 : 0;
+        long v;
+        if (!colon || mlen == 0 || mlen >= sizeof c->model_tz[0].model || nlen == 0 ||
+            nlen >= sizeof num || c->n_model_tz >= ST_MODEL_TZ_MAX) {
+            snprintf(errbuf, errlen, "model_tz: '%.*s' is not MODEL:MINUTES (at most %d models)",
+                     (int)len, p, ST_MODEL_TZ_MAX);
+            return ST_ECONFIG;
+        }
+        memcpy(num, colon + 1, nlen);
+        num[nlen] = '\0';
+        if (parse_int(num, -720, 840, &v)) {
+            snprintf(errbuf, errlen, "model_tz: '%s' is not minutes in -720..840", num);
+            return ST_ECONFIG;
+        }
+        struct st_model_tz *m = &c->model_tz[c->n_model_tz++];
+        memcpy(m->model, p, mlen);
+        m->model[mlen] = '\0';
+        m->tz_min = (int)v;
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+    return 0;
+}
+
 int st_config_set(struct st_config *c, const char *key, const char *value, char *errbuf,
                   size_t errlen)
 {
@@ -92,6 +127,8 @@ int st_config_set(struct st_config *c, const char *key, const char *value, char 
         c->raw_frames_max = v;
         return 0;
     }
+    if (strcmp(key, "model_tz") == 0)
+        return parse_model_tz(c, value, errbuf, errlen);
     if (strcmp(key, "register") == 0) {
         if (strcmp(value, "auto") == 0)
             c->register_mode = ST_REGISTER_AUTO;
@@ -144,8 +181,30 @@ int st_config_load(struct st_config *c, const char *path, char *errbuf, size_t e
     json_t *val;
     json_object_foreach(root, key, val)
     {
-        char text[512];
-        if (json_is_string(val))
+        char text[2048];
+        if (json_is_object(val) && strcmp(key, "model_tz") == 0) {
+            /* {"JT709A": 0, "GT808": 480} → "JT709A:0,GT808:480" */
+            size_t used = 0;
+            const char *model;
+            json_t *tz;
+            text[0] = '\0';
+            json_object_foreach(val, model, tz)
+            {
+                if (!json_is_integer(tz)) {
+                    snprintf(errbuf, errlen, "%s: model_tz.%s: must be an integer", path, model);
+                    rc = ST_ECONFIG;
+                    goto done;
+                }
+                int n = snprintf(text + used, sizeof text - used, "%s%s:%lld", used ? "," : "",
+                                 model, (long long)json_integer_value(tz));
+                if (n < 0 || (size_t)n >= sizeof text - used) {
+                    snprintf(errbuf, errlen, "%s: model_tz: too long", path);
+                    rc = ST_ECONFIG;
+                    goto done;
+                }
+                used += (size_t)n;
+            }
+        } else if (json_is_string(val))
             snprintf(text, sizeof text, "%s", json_string_value(val));
         else if (json_is_integer(val))
             snprintf(text, sizeof text, "%lld", (long long)json_integer_value(val));

@@ -9,6 +9,14 @@
 
 enum st_register_mode { ST_REGISTER_AUTO, ST_REGISTER_KNOWN };
 
+#define ST_MODEL_TZ_MAX 32
+
+/** Time zone of a device model whose times are local (JT/T 808 firmware differs). */
+struct st_model_tz {
+    char model[32];
+    int tz_min; /* minutes east of UTC */
+};
+
 struct st_config {
     char listen[64];          /* address for TCP and UDP device traffic */
     int port;                 /* one port, both transports */
@@ -22,6 +30,8 @@ struct st_config {
     int batch_max;            /* reports per transaction at most */
     int queue_max;            /* reports waiting for the writer before frames are refused */
     int default_tz_min;       /* zone of devices whose times are local (JT/T 808), minutes east of UTC */
+    struct st_model_tz model_tz[ST_MODEL_TZ_MAX]; /* per model, before default_tz */
+    int n_model_tz;
     char log_level[8];
 };
 

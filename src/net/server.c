@@ -531,6 +531,8 @@ int server_run(const struct st_config *cfg)
         .queue_max = cfg->queue_max,
         .raw_frames_max = cfg->raw_frames_max,
         .default_tz_min = cfg->default_tz_min,
+        .model_tz = cfg->model_tz,
+        .n_model_tz = cfg->n_model_tz,
         .notify = notify_committed,
         .notify_arg = &srv->committed,
     };

@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "../core/config.h"
 #include "../model/report.h"
 
 struct store;
@@ -29,7 +30,9 @@ struct store_opts {
     int batch_max;           /* reports per transaction at most */
     int queue_max;           /* reports waiting at most; store_submit says ST_EFULL beyond */
     int64_t raw_frames_max;  /* raw frames kept */
-    int default_tz_min;      /* zone for device-local times when the device has none */
+    int default_tz_min;      /* zone for device-local times when neither device nor model has one */
+    const struct st_model_tz *model_tz; /* zone per device model (copied) */
+    int n_model_tz;
     void (*notify)(void *arg); /* writer thread: committed frames are ready to drain */
     void *notify_arg;
 };

@@ -48,8 +48,10 @@ struct batch {
 
 struct device_entry {
     int64_t id;
-    int tz_min; /* INT32_MIN: use the default */
+    int tz_min; /* the device's zone, else its model's, else the default */
 };
+
+#define DEVICE_CACHE_MS 60000 /* re-read devices (zone, model) edited while the server runs */
 
 struct store {
     struct store_opts opts;
@@ -67,6 +69,8 @@ struct store {
     struct strmap device_ids;     /* uid → index into devices[] + 1 */
     struct device_entry *devices;
     size_t n_devices, cap_devices;
+    int64_t cache_since_ms;
+    struct st_model_tz model_tz[ST_MODEL_TZ_MAX];
     struct strmap rejected_logged;
     struct buf json;
     sqlite3_stmt *sel_device, *ins_device, *ins_raw, *ins_pos, *ins_event, *upsert_state,
@@ -212,7 +216,7 @@ static int prepare(struct store *s, sqlite3_stmt **st, const char *sql)
 
 static int prepare_all(struct store *s)
 {
-    return prepare(s, &s->sel_device, "SELECT id, tz_offset_min FROM devices WHERE uid=?1") ||
+    return prepare(s, &s->sel_device, "SELECT id, tz_offset_min, model FROM devices WHERE uid=?1") ||
            prepare(s, &s->ins_device,
                    "INSERT INTO devices(uid, protocol, created_at) VALUES(?1, ?2, ?3) "
                    "ON CONFLICT(uid) DO NOTHING") ||
@@ -285,6 +289,25 @@ static void bind_text(sqlite3_stmt *st, int i, const char *v)
         sqlite3_bind_null(st, i);
 }
 
+/* Zone of the device row in st: its own, else its model's, else the default. */
+static int device_tz(const struct store *s, sqlite3_stmt *st)
+{
+    if (sqlite3_column_type(st, 1) != SQLITE_NULL)
+        return sqlite3_column_int(st, 1);
+    const char *model = (const char *)sqlite3_column_text(st, 2);
+    for (int i = 0; model && i < s->opts.n_model_tz; i++)
+        if (strcmp(s->model_tz[i].model, model) == 0)
+            return s->model_tz[i].tz_min;
+    return s->opts.default_tz_min;
+}
+
+static void device_cache_clear(struct store *s)
+{
+    strmap_deinit(&s->device_ids);
+    strmap_init(&s->device_ids);
+    s->n_devices = 0;
+}
+
 /* Device row id for uid (creating it when registering automatically); 0 = unknown. */
 static int device_lookup(struct store *s, const char *uid, const char *protocol,
                          struct device_entry **out)
@@ -305,9 +328,7 @@ static int device_lookup(struct store *s, const char *uid, const char *protocol,
             }
             struct device_entry *e = &s->devices[s->n_devices];
             e->id = sqlite3_column_int64(s->sel_device, 0);
-            e->tz_min = sqlite3_column_type(s->sel_device, 1) == SQLITE_NULL
-                            ? INT32_MIN
-                            : sqlite3_column_int(s->sel_device, 1);
+            e->tz_min = device_tz(s, s->sel_device);
             *strmap_put(&s->device_ids, uid, 0) = (int64_t)s->n_devices++;
             sqlite3_reset(s->sel_device);
             *out = e;
@@ -345,8 +366,7 @@ static int write_report(struct store *s, const struct item *it, const struct dev
                         struct report *r, int64_t raw_id)
 {
     if (r->time_is_local && r->fix_time) {
-        int tz = dev->tz_min == INT32_MIN ? s->opts.default_tz_min : dev->tz_min;
-        r->fix_time -= (int64_t)tz * 60;
+        r->fix_time -= (int64_t)dev->tz_min * 60;
     }
     int64_t fix_time = r->fix_time ? r->fix_time : it->recv_ms / 1000;
     int64_t pos_id = 0;
@@ -491,6 +511,11 @@ static int write_item(struct store *s, struct batch *b, struct item *it, int64_t
 static int commit_batch(struct store *s, struct batch *b)
 {
     int64_t last_raw = 0;
+    int64_t now = st_now_ms();
+    if (now - s->cache_since_ms > DEVICE_CACHE_MS) {
+        device_cache_clear(s);
+        s->cache_since_ms = now;
+    }
     if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
         goto fail;
     for (size_t i = 0; i < b->n_items; i++)
@@ -510,10 +535,7 @@ fail:
            "devices will resend\"",
            s->path, b->n_items, sqlite3_errmsg(s->db));
     sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-    /* The cache may name rows created inside the rolled-back transaction. */
-    strmap_deinit(&s->device_ids);
-    strmap_init(&s->device_ids);
-    s->n_devices = 0;
+    device_cache_clear(s); /* it may name rows of the rolled-back transaction */
     for (size_t i = 0; i < b->n_items; i++)
         b->items[i].result = STORE_FAILED;
     return ST_EIO;
@@ -557,6 +579,11 @@ int store_open(const struct store_opts *opts, struct store **out)
     s->opts = *opts;
     copy_text(s->path, sizeof s->path, opts->path);
     s->opts.path = s->path;
+    if (s->opts.n_model_tz > ST_MODEL_TZ_MAX)
+        s->opts.n_model_tz = ST_MODEL_TZ_MAX;
+    if (s->opts.n_model_tz > 0)
+        memcpy(s->model_tz, opts->model_tz, (size_t)s->opts.n_model_tz * sizeof *s->model_tz);
+    s->opts.model_tz = s->model_tz;
     if (schema_open(s->path, 0, &s->db))
         goto fail;
     if (sqlite3_exec(s->db, s->opts.sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",

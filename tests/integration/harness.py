@@ -70,7 +70,9 @@ class Server:
         self.start()
 
     def start(self):
-        args = [BIN, "serve", "--listen", "127.0.0.1", "--port", str(self.port), "--db", self.db] + self.extra
+        # ST_SERVER_WRAP runs the server under a tool, e.g. "valgrind --error-exitcode=1 --leak-check=full"
+        wrap = os.environ.get("ST_SERVER_WRAP", "").split()
+        args = wrap + [BIN, "serve", "--listen", "127.0.0.1", "--port", str(self.port), "--db", self.db] + self.extra
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, text=True)
         ready = threading.Event()
@@ -81,7 +83,7 @@ class Server:
                 if "event=listening" in line:
                     ready.set()
         threading.Thread(target=pump, daemon=True).start()
-        if not ready.wait(10):
+        if not ready.wait(30):
             fail("server did not start: " + "\n".join(self.logs))
 
     def kill9(self):

@@ -133,6 +133,18 @@ static void test_config(void **state)
     assert_string_equal(c.db, "/tmp/x.db");
     assert_int_equal(c.register_mode, ST_REGISTER_KNOWN);
     assert_false(c.sync_full);
+    write_file(path, "{\"model_tz\": {\"JT709A\": 0, \"GT808\": 480}}");
+    assert_int_equal(st_config_load(&c, path, err, sizeof err), 0);
+    assert_int_equal(c.n_model_tz, 2);
+    assert_string_equal(c.model_tz[1].model, "GT808");
+    assert_int_equal(c.model_tz[1].tz_min, 480);
+    assert_int_equal(st_config_set(&c, "model_tz", "A:60,B:-120", err, sizeof err), 0);
+    assert_int_equal(c.n_model_tz, 2);
+    assert_int_equal(c.model_tz[1].tz_min, -120);
+    assert_int_equal(st_config_set(&c, "model_tz", "A:999", err, sizeof err), ST_ECONFIG);
+    assert_int_equal(st_config_set(&c, "model_tz", "A", err, sizeof err), ST_ECONFIG);
+    write_file(path, "{\"model_tz\": {\"JT709A\": \"UTC\"}}");
+    assert_int_equal(st_config_load(&c, path, err, sizeof err), ST_ECONFIG);
     write_file(path, "{\"port\": 1, \"port\": 2}");
     assert_int_equal(st_config_load(&c, path, err, sizeof err), ST_ECONFIG);
     write_file(path, "{\"port\": [1]}");

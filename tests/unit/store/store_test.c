@@ -186,9 +186,12 @@ static void test_register_known_and_tz(void **state)
 {
     (void)state;
     assert_int_equal(query_device_add(db_path, "000000000001", "seal 1", "JT709A", 480), 0);
+    assert_int_equal(query_device_add(db_path, "000000000002", "seal 2", "GT808", INT32_MIN), 0);
+    assert_int_equal(query_device_add(db_path, "000000000003", "seal 3", NULL, INT32_MIN), 0);
+    struct st_model_tz models[] = {{"GT808", -60}, {"JT709A", 300}};
     struct store_opts o = {.path = db_path, .register_known = true, .batch_max = 100,
-                           .queue_max = 1000, .raw_frames_max = 1000, .default_tz_min = 0,
-                           .notify = on_notify};
+                           .queue_max = 1000, .raw_frames_max = 1000, .default_tz_min = 120,
+                           .model_tz = models, .n_model_tz = 2, .notify = on_notify};
     struct store *st;
     assert_int_equal(store_open(&o, &st), 0);
     static struct report r;
@@ -200,13 +203,29 @@ static void test_register_known_and_tz(void **state)
     make_report(&r, "999999999999", 1700000000, 22.5);
     f = frame_of(&b, "999999999999", &r, 1, "no");
     assert_int_equal(store_submit(st, &f), 0);
+    /* no zone of its own: its model's (-60), then the default (120) */
+    int c2, c3;
+    make_report(&r, "000000000002", 1700000000, 22.5);
+    r.time_is_local = true;
+    f = frame_of(&c2, "000000000002", &r, 1, "ok");
+    assert_int_equal(store_submit(st, &f), 0);
+    make_report(&r, "000000000003", 1700000000, 22.5);
+    r.time_is_local = true;
+    f = frame_of(&c3, "000000000003", &r, 1, "ok");
+    assert_int_equal(store_submit(st, &f), 0);
     struct seen s = {0};
-    drain_until(st, &s, 2);
+    drain_until(st, &s, 4);
     assert_int_equal(s.results[0], STORE_COMMITTED);
     assert_int_equal(s.results[1], STORE_REJECTED);
     store_close(st);
-    assert_int_equal(scalar(db_path, "SELECT fix_time FROM positions"), 1700000000 - 8 * 3600);
-    assert_int_equal(scalar(db_path, "SELECT count(*) FROM devices"), 1);
+    /* the device's own zone (480) wins over its model's (300) */
+    assert_int_equal(scalar(db_path, "SELECT fix_time FROM positions p JOIN devices d ON d.id=p.device_id"
+                                     " WHERE d.uid='000000000001'"), 1700000000 - 8 * 3600);
+    assert_int_equal(scalar(db_path, "SELECT fix_time FROM positions p JOIN devices d ON d.id=p.device_id"
+                                     " WHERE d.uid='000000000002'"), 1700000000 + 3600);
+    assert_int_equal(scalar(db_path, "SELECT fix_time FROM positions p JOIN devices d ON d.id=p.device_id"
+                                     " WHERE d.uid='000000000003'"), 1700000000 - 2 * 3600);
+    assert_int_equal(scalar(db_path, "SELECT count(*) FROM devices"), 3);
     /* the refused device's frame is kept raw, with the reason */
     assert_int_equal(scalar(db_path, "SELECT count(*) FROM raw_frames WHERE device_uid='999999999999'"
                                      " AND status LIKE 'rejected%'"), 1);
