@@ -10,7 +10,18 @@ mkdir -p fuzz/findings
 for target in "$build"/fuzz/*_fuzz; do
     name=$(basename "$target" _fuzz)
     work=$(mktemp -d)
-    cp -r "fuzz/corpus/$name/." "$work/" 2>/dev/null || true
+    if [ -d "fuzz/corpus/$name" ]; then
+        cp -r "fuzz/corpus/$name/." "$work/"
+    elif [ -f "tests/vectors/$name.tsv" ]; then # seeds: the protocol's vectors
+        python3 - "tests/vectors/$name.tsv" "$work" <<'PY'
+import sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1], encoding="utf-8")][1:]
+for i, r in enumerate(rows):
+    if len(r) > 4 and r[2] in ("frame", "udp", "stream"):
+        data = bytes.fromhex(r[4]) if r[3] == "hex" else r[4].encode()
+        open("%s/seed%03d" % (sys.argv[2], i), "wb").write(data)
+PY
+    fi
     if "$target" -max_total_time="$seconds" -print_final_stats=1 -artifact_prefix=fuzz/findings/ \
         "$work" >"$work.log" 2>&1; then
         execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$work.log" | grep -o '[0-9]*$')

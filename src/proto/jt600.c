@@ -1038,7 +1038,8 @@ static int jt600_decode(struct proto_ctx *ctx, const uint8_t *frame, size_t len,
     return rc;
 }
 
-const struct proto_ops proto_jt600 = {"jt600", jt600_detect, jt600_frame, jt600_decode};
+const struct proto_ops proto_jt600 = {
+    .name = "jt600", .detect = jt600_detect, .frame = jt600_frame, .decode = jt600_decode};
 
 /* ---- encoders (device simulator, tests) --------------------------------- */
 

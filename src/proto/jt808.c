@@ -1283,7 +1283,8 @@ static ptrdiff_t frame(const uint8_t *buf, size_t len)
     return -(ptrdiff_t)i;
 }
 
-const struct proto_ops proto_jt808 = {"jt808", detect, frame, decode};
+const struct proto_ops proto_jt808 = {
+    .name = "jt808", .detect = detect, .frame = frame, .decode = decode};
 
 /* ---------------------------------------------------------------------------------------
  * Encoders (replies above, the simulator and the tests).

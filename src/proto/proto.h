@@ -36,6 +36,27 @@ struct proto_ctx {
                                (JT/T 808: Jointech item and bit meanings) */
 };
 
+/** A downlink command, protocol-neutral. Text fields may be NULL when unused. */
+enum proto_command_type {
+    PROTO_CMD_CUSTOM = 1,    /* text: the protocol's own command text (or hex for binary protocols) */
+    PROTO_CMD_REBOOT,
+    PROTO_CMD_POSITION,      /* ask for a position now */
+    PROTO_CMD_INTERVAL,      /* number: report interval in seconds */
+    PROTO_CMD_ENGINE_STOP,   /* vehicle trackers: cut fuel / ignition */
+    PROTO_CMD_ENGINE_RESUME,
+    PROTO_CMD_UNLOCK,        /* e-locks: text = the password (static) */
+    PROTO_CMD_UNLOCK_DYNAMIC,/* e-locks: text = the current dynamic password */
+    PROTO_CMD_SET_PASSWORD,  /* e-locks: text = new password, text2 = old password */
+    PROTO_CMD_CARDS,         /* e-locks: text = the protocol's card-list arguments */
+};
+
+struct proto_command {
+    uint8_t type;            /* enum proto_command_type */
+    const char *device_id;   /* as the device names itself */
+    const char *text, *text2;
+    long number;
+};
+
 struct proto_ops {
     const char *name;
     /** How sure is this protocol that `buf` starts one of its frames (PROTO_DETECT_*). */
@@ -51,6 +72,12 @@ struct proto_ops {
      *  still names the device when the header was readable, for the log line). */
     int (*decode)(struct proto_ctx *ctx, const uint8_t *frame, size_t len, struct report *out,
                   size_t max_out, size_t *n_out, struct proto_reply *reply);
+    /** Encode a downlink command into out[0..cap), setting *len. Returns 0,
+     *  ST_EUNSUPPORTED when the protocol (or this build) has no such command,
+     *  ST_EMALFORMED for bad arguments, ST_ERANGE when cap is short. NULL when the
+     *  protocol has no downlink commands at all. */
+    int (*encode_command)(struct proto_ctx *ctx, const struct proto_command *cmd, uint8_t *out,
+                          size_t cap, size_t *len);
 };
 
 extern const struct proto_ops proto_jt600;
@@ -58,6 +85,10 @@ extern const struct proto_ops proto_jt808;
 
 /** NULL-terminated list of every protocol, in detection order. */
 extern const struct proto_ops *const proto_registry[];
+
+/** Command type by name ("reboot", "unlock", …), 0 when unknown; and the reverse. */
+int proto_command_type(const char *name);
+const char *proto_command_name(int type);
 
 /** Protocol by name, or NULL. */
 const struct proto_ops *proto_find(const char *name);

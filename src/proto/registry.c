@@ -9,6 +9,34 @@ const struct proto_ops *const proto_registry[] = {
     NULL,
 };
 
+static const char *const command_names[] = {
+    [PROTO_CMD_CUSTOM] = "custom",
+    [PROTO_CMD_REBOOT] = "reboot",
+    [PROTO_CMD_POSITION] = "position",
+    [PROTO_CMD_INTERVAL] = "interval",
+    [PROTO_CMD_ENGINE_STOP] = "engine_stop",
+    [PROTO_CMD_ENGINE_RESUME] = "engine_resume",
+    [PROTO_CMD_UNLOCK] = "unlock",
+    [PROTO_CMD_UNLOCK_DYNAMIC] = "unlock_dynamic",
+    [PROTO_CMD_SET_PASSWORD] = "set_password",
+    [PROTO_CMD_CARDS] = "cards",
+};
+
+int proto_command_type(const char *name)
+{
+    for (size_t i = 1; i < sizeof command_names / sizeof command_names[0]; i++)
+        if (strcmp(command_names[i], name) == 0)
+            return (int)i;
+    return 0;
+}
+
+const char *proto_command_name(int type)
+{
+    if (type <= 0 || (size_t)type >= sizeof command_names / sizeof command_names[0])
+        return "unknown";
+    return command_names[type];
+}
+
 const struct proto_ops *proto_find(const char *name)
 {
     for (size_t i = 0; proto_registry[i]; i++)
