@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../src/core/err.h"
 #include "../src/proto/proto.h"
 
 #ifndef FUZZ_PROTO
@@ -19,8 +20,8 @@ static void decode_one(const uint8_t *frame, size_t len)
     struct proto_reply reply;
     size_t n = 0;
     int rc = FUZZ_PROTO.decode(&ctx, frame, len, reports, PROTO_MAX_REPORTS, &n, &reply);
-    if (n > PROTO_MAX_REPORTS || reply.len > PROTO_REPLY_MAX || (rc < 0 && rc != -4 && n != 0))
-        __builtin_trap(); /* -4: ST_EUNSUPPORTED may carry a report naming the device */
+    if (n > PROTO_MAX_REPORTS || reply.len > PROTO_REPLY_MAX || (rc < 0 && rc != ST_EUNSUPPORTED && n != 0))
+        __builtin_trap(); /* only ST_EUNSUPPORTED may carry a report (naming the device) */
     for (size_t i = 0; i < n; i++)
         if (reports[i].attr_used > sizeof reports[i].attr_text ||
             reports[i].n_events > REPORT_MAX_EVENTS)

@@ -82,6 +82,17 @@ struct proto_ops {
 
 extern const struct proto_ops proto_jt600;
 extern const struct proto_ops proto_jt808;
+extern const struct proto_ops proto_gt06;
+extern const struct proto_ops proto_watch;
+extern const struct proto_ops proto_h02;
+extern const struct proto_ops proto_tk103;
+extern const struct proto_ops proto_gps103;
+extern const struct proto_ops proto_teltonika;
+extern const struct proto_ops proto_meitrack;
+extern const struct proto_ops proto_queclink;
+extern const struct proto_ops proto_suntech;
+extern const struct proto_ops proto_osmand;
+extern const struct proto_ops proto_wialon;
 
 /** NULL-terminated list of every protocol, in detection order. */
 extern const struct proto_ops *const proto_registry[];

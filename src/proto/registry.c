@@ -6,6 +6,17 @@
 const struct proto_ops *const proto_registry[] = {
     &proto_jt808,
     &proto_jt600,
+    &proto_gt06,
+    &proto_watch,
+    &proto_h02,
+    &proto_tk103,
+    &proto_gps103,
+    &proto_teltonika,
+    &proto_meitrack,
+    &proto_queclink,
+    &proto_suntech,
+    &proto_osmand,
+    &proto_wialon,
     NULL,
 };
 
