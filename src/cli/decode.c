@@ -35,6 +35,7 @@ struct decoder {
     struct proto_reply reply;
     struct buf line;
     int errors;
+    char device_id[REPORT_ID_LEN]; /* the stream's last named device, as the server keeps per connection */
 };
 
 static void emit(struct decoder *d, const uint8_t *frame, size_t len)
@@ -57,6 +58,11 @@ static void emit(struct decoder *d, const uint8_t *frame, size_t len)
     for (size_t i = 0; i < n; i++) {
         struct report *r = &d->reports[i];
         r->protocol = proto->name;
+        /* frames after a login often carry no id (GT06, Teltonika, Wialon): the login named it */
+        if (r->device_id[0])
+            memcpy(d->device_id, r->device_id, sizeof d->device_id);
+        else
+            memcpy(r->device_id, d->device_id, sizeof r->device_id);
         if (r->time_is_local && r->fix_time)
             r->fix_time -= (int64_t)d->tz_min * 60;
         struct jsonw w;

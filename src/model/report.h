@@ -115,6 +115,8 @@ struct report {
     uint8_t n_attrs;
     uint16_t attr_key[REPORT_MAX_ATTRS]; /* offsets into attr_text */
     uint16_t attr_val[REPORT_MAX_ATTRS];
+    uint16_t attr_hash[REPORT_MAX_ATTRS]; /* of the key: most lookups end without a strcmp */
+    uint64_t attr_bloom;                  /* bit (hash & 63) per key: most new keys skip the search */
     uint16_t attr_used;
     char attr_text[REPORT_ATTR_TEXT];
 };
