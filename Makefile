@@ -46,7 +46,9 @@ fuzz: deps $(FUZZ_BUILD)/build.ninja
 	./scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 bench: build
-	./bench/run.sh $(BUILD)
+	[ -d build-release ] || meson setup build-release --buildtype=release
+	ninja -C build-release
+	./bench/run.sh build-release
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -6,10 +6,26 @@
 set -eu
 build=${1:-build}
 bin="$build/sealtrack"
+cd "$(dirname "$0")/.."
 devices=${DEVICES:-200}
 reports=${REPORTS:-500}
 window=${WINDOW:-8}
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
+
+# Decoder cost on one core, and instructions per frame under callgrind.
+d007=$(grep -P '^JT808-D007\t' tests/vectors/jt808.tsv | cut -f5)
+m01=$(grep -P '^JT600-M01\t' tests/vectors/jt600.tsv | cut -f5)
+"$build/decode_bench" jt808 "$d007"
+"$build/decode_bench" jt600 "$m01"
+if command -v valgrind >/dev/null; then
+    for n in 1000 2000; do
+        valgrind --tool=callgrind --callgrind-out-file=/dev/null "$build/decode_bench" jt808 "$d007" $n 2>&1 |
+            awk -v n=$n '/refs/{gsub(",","",$NF); print n, $NF}'
+    done | awk 'NR==1{n1=$1;i1=$2} NR==2{printf "decode jt808 (JT709A 0x0200): %.0f instructions per frame (callgrind, difference of %d and %d frames)\n", ($2-i1)/($1-n1), $1, n1}'
+fi
+
+# Memory per idle TCP connection.
+python3 bench/idle_conns.py "$bin" 10000 19000
 for sync in full normal; do
     for transport in tcp udp; do
         dir=$(mktemp -d)
