@@ -9,6 +9,7 @@
 #include "../core/config.h"
 #include "../core/err.h"
 #include "../core/timeutil.h"
+#include "../proto/proto.h"
 #include "../store/query.h"
 #include "cli.h"
 
@@ -97,9 +98,22 @@ int cli_query(int argc, char **argv)
     return rc ? 1 : 0;
 }
 
+/* Some protocol knows this dialect name. */
+static int cli_dialect_known(const char *name)
+{
+    for (size_t i = 0; proto_registry[i]; i++)
+        if (proto_registry[i]->dialect_by_name && proto_registry[i]->dialect_by_name(name) >= 0)
+            return 1;
+    return 0;
+}
+
 static const char device_usage[] =
-    "usage: sealtrack device add ID [--name NAME] [--model MODEL] [--tz MINUTES] [--db FILE]\n"
-    "Adds a device (needed with register=known) or updates its name, model or time zone.\n"
+    "usage: sealtrack device add ID [--name NAME] [--model MODEL] [--tz MINUTES]\n"
+    "                               [--dialect NAME] [--db FILE]\n"
+    "Adds a device (needed with register=known) or updates its name, model, time zone or\n"
+    "protocol dialect.\n"
+    "  --dialect NAME   vendor variant of the device's protocol: JT/T 808 devices are read with\n"
+    "                   Jointech meanings (jointech, the default) or the standard's (standard)\n"
     "  --tz MINUTES  zone of the device's local times, minutes east of UTC (JT/T 808\n"
     "                devices: Jointech sends UTC = 0, standard firmware GMT+8 = 480)\n";
 
@@ -108,7 +122,8 @@ int cli_device(int argc, char **argv)
     static const struct option opts[] = {
         {"db", required_argument, 0, 'd'},    {"config", required_argument, 0, 'c'},
         {"name", required_argument, 0, 'n'},  {"model", required_argument, 0, 'm'},
-        {"tz", required_argument, 0, 'z'},    {"help", no_argument, 0, 'h'},
+        {"tz", required_argument, 0, 'z'},    {"dialect", required_argument, 0, 'D'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     if (argc >= 2 && strcmp(argv[1], "--help") == 0) {
@@ -119,7 +134,7 @@ int cli_device(int argc, char **argv)
         fputs(device_usage, stderr);
         return 2;
     }
-    const char *db_flag = NULL, *config = NULL, *name = NULL, *model = NULL;
+    const char *db_flag = NULL, *config = NULL, *name = NULL, *model = NULL, *dialect = NULL;
     int tz = INT32_MIN;
     int o;
     optind = 2;
@@ -129,6 +144,7 @@ int cli_device(int argc, char **argv)
         case 'c': config = optarg; break;
         case 'n': name = optarg; break;
         case 'm': model = optarg; break;
+        case 'D': dialect = optarg; break;
         case 'z': {
             char *end;
             long v = strtol(optarg, &end, 10);
@@ -158,5 +174,9 @@ int cli_device(int argc, char **argv)
         snprintf(db, sizeof db, "%s", db_flag);
     else if (load_db(config, db, sizeof db))
         return 2;
-    return query_device_add(db, uid, name, model, tz) ? 1 : 0;
+    if (dialect && !cli_dialect_known(dialect)) {
+        fprintf(stderr, "sealtrack device: --dialect: no protocol has a variant '%s'\n", dialect);
+        return 2;
+    }
+    return query_device_add(db, uid, name, model, tz, dialect) ? 1 : 0;
 }

@@ -25,6 +25,7 @@
 #include "../core/strmap.h"
 #include "../core/timeutil.h"
 #include "../proto/proto.h"
+#include "../store/query.h"
 #include "../store/store.h"
 
 #define READ_BUF_SIZE 65536
@@ -48,6 +49,17 @@ struct conn {
     struct conn *next_touched;
 };
 
+#define DIALECT_REFRESH_MS 60000
+#define DIALECT_NAMES_MAX 16
+
+/* Devices read in a vendor variant of their protocol (devices.dialect), refreshed from the
+ * database on the thread pool: the loop only swaps the finished table in. */
+struct dialect_table {
+    struct strmap by_uid; /* uid → index into names */
+    char names[DIALECT_NAMES_MAX][24];
+    int n_names;
+};
+
 struct server {
     const struct st_config *cfg;
     uv_loop_t *loop;
@@ -66,7 +78,76 @@ struct server {
     struct report reports[PROTO_MAX_REPORTS];
     struct proto_reply reply;
     struct proto_ctx udp_ctx;
+    struct dialect_table *dialects, *dialects_next;
+    uv_timer_t dialect_timer;
+    uv_work_t dialect_work;
+    bool dialect_busy;
 };
+
+static void dialect_table_free(struct dialect_table *t)
+{
+    if (!t)
+        return;
+    strmap_deinit(&t->by_uid);
+    st_free(t);
+}
+
+static void dialect_add(void *arg, const char *uid, const char *name)
+{
+    struct dialect_table *t = arg;
+    int i = 0;
+    while (i < t->n_names && strcmp(t->names[i], name) != 0)
+        i++;
+    if (i == t->n_names) {
+        if (t->n_names == DIALECT_NAMES_MAX || strlen(name) >= sizeof t->names[0])
+            return;
+        memcpy(t->names[t->n_names++], name, strlen(name) + 1);
+    }
+    *strmap_put(&t->by_uid, uid, 0) = i;
+}
+
+static void dialect_load(uv_work_t *w) /* thread pool: reads the database */
+{
+    struct server *srv = w->data;
+    struct dialect_table *t = st_calloc(1, sizeof *t);
+    strmap_init(&t->by_uid);
+    if (query_device_dialects(srv->cfg->db, dialect_add, t)) {
+        dialect_table_free(t);
+        t = NULL;
+    }
+    srv->dialects_next = t;
+}
+
+static void dialect_loaded(uv_work_t *w, int status)
+{
+    struct server *srv = w->data;
+    srv->dialect_busy = false;
+    if (status == 0 && srv->dialects_next) {
+        dialect_table_free(srv->dialects);
+        srv->dialects = srv->dialects_next;
+    }
+    srv->dialects_next = NULL;
+}
+
+static void on_dialect_timer(uv_timer_t *t)
+{
+    struct server *srv = t->data;
+    if (srv->dialect_busy)
+        return;
+    srv->dialect_busy = true;
+    srv->dialect_work.data = srv;
+    uv_queue_work(srv->loop, &srv->dialect_work, dialect_load, dialect_loaded);
+}
+
+/* The ctx.dialect `device` is read in with `proto`: its configured variant, else the default 0. */
+static uint8_t dialect_of(const struct server *srv, const struct proto_ops *proto, const char *device)
+{
+    if (!srv->dialects || !proto->dialect_by_name || !device[0])
+        return 0;
+    int64_t *i = strmap_get(&srv->dialects->by_uid, device);
+    int d = i ? proto->dialect_by_name(srv->dialects->names[*i]) : -1;
+    return d > 0 && d < 256 ? (uint8_t)d : 0;
+}
 
 /* ---- connection list and lifetime ------------------------------------- */
 
@@ -247,6 +328,14 @@ static void handle_frame(struct server *srv, struct conn *c, const struct proto_
     int rc = proto->decode(ctx, frame, len, srv->reports, PROTO_MAX_REPORTS, &n, &srv->reply);
     if (srv->reports[0].device_id[0]) /* also set by a malformed frame with a readable header */
         copy_id(device_id, srv->reports[0].device_id);
+    uint8_t dialect = dialect_of(srv, proto, device_id);
+    if (dialect != ctx->dialect) {
+        /* The frame named a device read in another variant: decode it again as such (once
+         * per connection: the context keeps the variant for the frames that follow). */
+        ctx->dialect = dialect;
+        srv->reply.len = 0;
+        rc = proto->decode(ctx, frame, len, srv->reports, PROTO_MAX_REPORTS, &n, &srv->reply);
+    }
     for (size_t i = 0; i < n; i++) {
         srv->reports[i].protocol = proto->name; /* the connection's protocol, also for shared texts */
         if (!srv->reports[i].device_id[0])
@@ -565,6 +654,9 @@ int server_run(const struct st_config *cfg)
                cfg->listen, cfg->port, uv_strerror(err));
         goto out;
     }
+    uv_timer_init(srv->loop, &srv->dialect_timer);
+    srv->dialect_timer.data = srv;
+    uv_timer_start(&srv->dialect_timer, on_dialect_timer, 0, DIALECT_REFRESH_MS);
     uv_timer_init(srv->loop, &srv->sweep);
     srv->sweep.data = srv;
     uv_timer_start(&srv->sweep, on_sweep, 1000, 1000);
@@ -589,5 +681,7 @@ out:
     store_close(srv->store);
     uv_loop_close(srv->loop);
     strmap_deinit(&srv->per_ip);
+    dialect_table_free(srv->dialects);
+    dialect_table_free(srv->dialects_next);
     return rc;
 }

@@ -78,6 +78,9 @@ struct proto_ops {
      *  protocol has no downlink commands at all. */
     int (*encode_command)(struct proto_ctx *ctx, const struct proto_command *cmd, uint8_t *out,
                           size_t cap, size_t *len);
+    /** proto_ctx.dialect value for a vendor variant's name ("standard", …), or -1 when the
+     *  protocol has no such variant. NULL when the protocol has no variants. */
+    int (*dialect_by_name)(const char *name);
 };
 
 extern const struct proto_ops proto_jt600;

@@ -202,7 +202,7 @@ int query_raw(const char *db, const struct query_range *q, FILE *out)
 }
 
 int query_device_add(const char *db_path, const char *uid, const char *name, const char *model,
-                     int tz_min)
+                     int tz_min, const char *dialect)
 {
     sqlite3 *db;
     if (schema_open(db_path, 0, &db))
@@ -210,10 +210,11 @@ int query_device_add(const char *db_path, const char *uid, const char *name, con
     sqlite3_stmt *st = NULL;
     int rc = ST_EIO;
     if (sqlite3_prepare_v2(db,
-                           "INSERT INTO devices(uid, name, model, tz_offset_min, created_at)"
-                           " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(uid) DO UPDATE SET"
+                           "INSERT INTO devices(uid, name, model, tz_offset_min, created_at, dialect)"
+                           " VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(uid) DO UPDATE SET"
                            " name=coalesce(excluded.name, name), model=coalesce(excluded.model, model),"
-                           " tz_offset_min=coalesce(excluded.tz_offset_min, tz_offset_min)",
+                           " tz_offset_min=coalesce(excluded.tz_offset_min, tz_offset_min),"
+                           " dialect=coalesce(excluded.dialect, dialect)",
                            -1, &st, NULL) != SQLITE_OK)
         goto done;
     sqlite3_bind_text(st, 1, uid, -1, SQLITE_STATIC);
@@ -224,12 +225,34 @@ int query_device_add(const char *db_path, const char *uid, const char *name, con
     if (tz_min != INT32_MIN)
         sqlite3_bind_int(st, 4, tz_min);
     sqlite3_bind_int64(st, 5, st_now());
+    if (dialect)
+        sqlite3_bind_text(st, 6, dialect, -1, SQLITE_STATIC);
     if (sqlite3_step(st) == SQLITE_DONE)
         rc = 0;
 done:
     if (rc)
         st_log(ST_LOG_ERROR, "event=device_add_failed device=%s reason=\"%s\"", uid,
                sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return rc;
+}
+
+int query_device_dialects(const char *db_path, void (*fn)(void *arg, const char *uid, const char *dialect),
+                          void *arg)
+{
+    sqlite3 *db;
+    if (schema_open(db_path, 1, &db))
+        return ST_EIO;
+    sqlite3_stmt *st = NULL;
+    int rc = ST_EIO;
+    if (sqlite3_prepare_v2(db, "SELECT uid, dialect FROM devices WHERE dialect IS NOT NULL", -1, &st,
+                           NULL) == SQLITE_OK) {
+        int step;
+        while ((step = sqlite3_step(st)) == SQLITE_ROW)
+            fn(arg, (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1));
+        rc = step == SQLITE_DONE ? 0 : ST_EIO;
+    }
     sqlite3_finalize(st);
     sqlite3_close(db);
     return rc;

@@ -22,8 +22,13 @@ int query_events(const char *db, const struct query_range *q, FILE *out);
 int query_devices(const char *db, FILE *out);
 /** Print raw frames (hex, status, decoded) of one device or all, newest last. */
 int query_raw(const char *db, const struct query_range *q, FILE *out);
-/** Add a device (or update name/model/tz of an existing one); tz_min INT32_MIN = leave unset. */
+/** Add a device (or update name/model/tz/dialect of an existing one); NULL / tz_min
+ *  INT32_MIN = leave unset. */
 int query_device_add(const char *db, const char *uid, const char *name, const char *model,
-                     int tz_min);
+                     int tz_min, const char *dialect);
+
+/** Call fn(arg, uid, dialect) for every device with a dialect set. */
+int query_device_dialects(const char *db, void (*fn)(void *arg, const char *uid, const char *dialect),
+                          void *arg);
 
 #endif

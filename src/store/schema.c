@@ -44,6 +44,8 @@ static const char *const migrations[] = {
     "  last_seen INTEGER NOT NULL, protocol TEXT, transport TEXT, peer TEXT,"
     "  fix_time INTEGER, valid INTEGER, lat REAL, lon REAL, speed_kmh REAL, course REAL,"
     "  battery_pct INTEGER, lock_state TEXT, position_id INTEGER);",
+    /* 2: the vendor variant a device's protocol is read in (JT/T 808: jointech / standard) */
+    "ALTER TABLE devices ADD COLUMN dialect TEXT;",
 };
 
 int schema_version(void)

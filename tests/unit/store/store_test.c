@@ -185,9 +185,9 @@ static void test_commit_and_reply_order(void **state)
 static void test_register_known_and_tz(void **state)
 {
     (void)state;
-    assert_int_equal(query_device_add(db_path, "000000000001", "seal 1", "JT709A", 480), 0);
-    assert_int_equal(query_device_add(db_path, "000000000002", "seal 2", "GT808", INT32_MIN), 0);
-    assert_int_equal(query_device_add(db_path, "000000000003", "seal 3", NULL, INT32_MIN), 0);
+    assert_int_equal(query_device_add(db_path, "000000000001", "seal 1", "JT709A", 480, NULL), 0);
+    assert_int_equal(query_device_add(db_path, "000000000002", "seal 2", "GT808", INT32_MIN, NULL), 0);
+    assert_int_equal(query_device_add(db_path, "000000000003", "seal 3", NULL, INT32_MIN, NULL), 0);
     struct st_model_tz models[] = {{"GT808", -60}, {"JT709A", 300}};
     struct store_opts o = {.path = db_path, .register_known = true, .batch_max = 100,
                            .queue_max = 1000, .raw_frames_max = 1000, .default_tz_min = 120,
