@@ -21,11 +21,11 @@ srv = Server("--set", "idle_timeout=2", "--set", "max_conn_per_ip=4")
 
 # 1. bytes of no known protocol: closed, logged with peer and first bytes
 s = srv.connect()
-s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" + b"x" * 100)
+s.sendall(b"\x16\x03\x01\x02\x00\x01" + b"\xfe" * 100)  # a TLS ClientHello: not ours
 check(recv_until(s, 1, 3) == b"", "unknown protocol not closed")
 s.close()
 line = srv.wait_log("event=protocol_unknown")[0]
-check("peer=127.0.0.1:" in line and "first_bytes=474554" in line, line)
+check("peer=127.0.0.1:" in line and "first_bytes=160301020001" in line, line)
 
 # 2. garbage before frames: resynchronised, the frames still answered
 s = srv.connect()
