@@ -1,5 +1,6 @@
 /* jt600_fuzz.c — libFuzzer target for src/proto/jt600.c: detect, the framing
- * loop and decode on arbitrary bytes, plus the text decoder on the raw input. */
+ * loop and decode on arbitrary bytes, the text decoder on the raw input, and the
+ * input as a downlink command (first byte: type, the rest: text and text2). */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -27,6 +28,28 @@ static void decode_checked(int (*decode)(struct proto_ctx *, const uint8_t *, si
             __builtin_trap();
 }
 
+/* A produced command is one whole `( … )` text frame. */
+static void encode_from(const uint8_t *data, size_t size)
+{
+    static char text[PROTO_FRAME_MAX + 16];
+    static uint8_t out[PROTO_FRAME_MAX + 16];
+    if (size == 0)
+        return;
+    size_t n = size - 1 < sizeof text - 1 ? size - 1 : sizeof text - 1;
+    memcpy(text, data + 1, n);
+    text[n] = '\0';
+    const char *nul = memchr(data + 1, 0, n); /* text2 after the first NUL, if any */
+    struct proto_command cmd = {.type = (uint8_t)(data[0] & 15),
+                                .text = data[0] & 64 ? NULL : text,
+                                .text2 = nul ? text + (nul - (const char *)(data + 1)) + 1 : NULL};
+    struct proto_ctx ctx = {.now = 1787566500};
+    size_t len = 1;
+    int rc = proto_jt600.encode_command(&ctx, &cmd, out, data[0] & 128 ? 12 : sizeof out, &len);
+    if ((rc == 0) != (len > 0) ||
+        (rc == 0 && (out[0] != '(' || proto_jt600.frame(out, len) != (ptrdiff_t)len)))
+        __builtin_trap();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size); /* libFuzzer's entry point */
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -52,5 +75,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     decode_checked(proto_jt600.decode, data, size);
     decode_checked(jt600_decode_text, data, size);
+    encode_from(data, size);
     return 0;
 }

@@ -139,14 +139,15 @@ static void on_dialect_timer(uv_timer_t *t)
     uv_queue_work(srv->loop, &srv->dialect_work, dialect_load, dialect_loaded);
 }
 
-/* The ctx.dialect `device` is read in with `proto`: its configured variant, else the default 0. */
-static uint8_t dialect_of(const struct server *srv, const struct proto_ops *proto, const char *device)
+/* The ctx.dialect configured for `device` under `proto`, or -1: none configured (the
+ * protocol keeps whatever its context holds; some track a version there, e.g. Wialon). */
+static int dialect_of(const struct server *srv, const struct proto_ops *proto, const char *device)
 {
     if (!srv->dialects || !proto->dialect_by_name || !device[0])
-        return 0;
+        return -1;
     int64_t *i = strmap_get(&srv->dialects->by_uid, device);
     int d = i ? proto->dialect_by_name(srv->dialects->names[*i]) : -1;
-    return d > 0 && d < 256 ? (uint8_t)d : 0;
+    return d >= 0 && d < 256 ? d : -1;
 }
 
 /* ---- connection list and lifetime ------------------------------------- */
@@ -328,11 +329,11 @@ static void handle_frame(struct server *srv, struct conn *c, const struct proto_
     int rc = proto->decode(ctx, frame, len, srv->reports, PROTO_MAX_REPORTS, &n, &srv->reply);
     if (srv->reports[0].device_id[0]) /* also set by a malformed frame with a readable header */
         copy_id(device_id, srv->reports[0].device_id);
-    uint8_t dialect = dialect_of(srv, proto, device_id);
-    if (dialect != ctx->dialect) {
+    int dialect = dialect_of(srv, proto, device_id);
+    if (dialect >= 0 && dialect != ctx->dialect) {
         /* The frame named a device read in another variant: decode it again as such (once
          * per connection: the context keeps the variant for the frames that follow). */
-        ctx->dialect = dialect;
+        ctx->dialect = (uint8_t)dialect;
         srv->reply.len = 0;
         rc = proto->decode(ctx, frame, len, srv->reports, PROTO_MAX_REPORTS, &n, &srv->reply);
     }
@@ -355,12 +356,13 @@ static void handle_frame(struct server *srv, struct conn *c, const struct proto_
         snprintf(status, sizeof status, "malformed: %s", st_strerror(rc));
         char hex[65];
         st_log_hex(frame, len, 32, hex);
+        /* The reply, if any, is the protocol's own error answer (HTTP 400, Wialon error codes). */
         st_log(ST_LOG_WARN,
                "event=frame_malformed peer=%s device=%s protocol=%s reason=\"%s\" len=%zu "
-               "first_bytes=%s action=\"stored raw, no reply\"",
-               peer, device_id[0] ? device_id : "-", proto->name, st_strerror(rc), len, hex);
+               "first_bytes=%s action=\"stored raw, %s\"",
+               peer, device_id[0] ? device_id : "-", proto->name, st_strerror(rc), len, hex,
+               srv->reply.len ? "error answer sent" : "no reply");
         n = 0;
-        srv->reply.len = 0;
     }
     struct store_frame f = {
         .owner = c,

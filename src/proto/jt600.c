@@ -1038,8 +1038,99 @@ static int jt600_decode(struct proto_ctx *ctx, const uint8_t *frame, size_t len,
     return rc;
 }
 
+/* ---- downlink commands (§2.12, docs/protocols/jt600.md "Commands") --------- */
+
+/* A command argument: printable ASCII without the frame's parentheses; commas only where
+ * the argument is itself a list (card lists, custom texts). */
+static bool command_arg_ok(const char *s, bool list)
+{
+    if (!s || !*s)
+        return false;
+    for (; *s; s++)
+        if (*s < 0x20 || *s > 0x7E || *s == '(' || *s == ')' || (!list && *s == ','))
+            return false;
+    return true;
+}
+
+/* `(WORD[,a1[,a2]])`: the one shape of every command. */
+static int command_frame(const char *word, const char *a1, const char *a2, uint8_t *out, size_t cap,
+                         size_t *len)
+{
+    char text[PROTO_FRAME_MAX];
+    int n = snprintf(text, sizeof text, "(%s%s%s%s%s)", word, a1 ? "," : "", a1 ? a1 : "",
+                     a2 ? "," : "", a2 ? a2 : "");
+    if (n < 0 || (size_t)n >= sizeof text || (size_t)n > cap)
+        return ST_ERANGE;
+    memcpy(out, text, (size_t)n);
+    *len = (size_t)n;
+    return 0;
+}
+
+/* Custom: the command text with or without its parentheses, e.g. `P22,150720164328`. */
+static int custom_command(const char *text, uint8_t *out, size_t cap, size_t *len)
+{
+    char inner[PROTO_FRAME_MAX];
+    size_t n = text ? strlen(text) : 0;
+    if (n >= 2 && text[0] == '(' && text[n - 1] == ')') {
+        n -= 2;
+        text++;
+    }
+    if (n >= sizeof inner)
+        return ST_ERANGE;
+    memcpy(inner, text ? text : "", n);
+    inner[n] = '\0';
+    if (!command_arg_ok(inner, true))
+        return ST_EMALFORMED;
+    return command_frame(inner, NULL, NULL, out, cap, len);
+}
+
+/* JT701/JT701D commands from the vendor manual; engine stop/resume are the JT600 vehicle
+ * trackers' S07 as Traccar sends it (no vendor text). No position or interval command:
+ * P02 answers by SMS and P04 needs a sleep interval the command does not carry. */
+static int jt600_encode_command(struct proto_ctx *ctx, const struct proto_command *cmd,
+                                uint8_t *out, size_t cap, size_t *len)
+{
+    (void)ctx; /* texts carry no serial */
+    const char *word, *a1 = NULL, *a2 = NULL;
+    bool list = false;
+    *len = 0;
+    switch (cmd->type) {
+    case PROTO_CMD_CUSTOM: return custom_command(cmd->text, out, cap, len);
+    case PROTO_CMD_UNLOCK:
+        word = "P43";
+        a1 = cmd->text ? cmd->text : "";
+        break;
+    case PROTO_CMD_UNLOCK_DYNAMIC:
+        word = "P52,3";
+        a1 = cmd->text ? cmd->text : "";
+        break;
+    case PROTO_CMD_SET_PASSWORD: /* new, then old */
+        word = "P44";
+        a1 = cmd->text ? cmd->text : "";
+        a2 = cmd->text2 ? cmd->text2 : "";
+        break;
+    case PROTO_CMD_CARDS:
+        word = "P41";
+        a1 = cmd->text ? cmd->text : "";
+        list = true;
+        break;
+    case PROTO_CMD_REBOOT: word = "P15"; break;
+    case PROTO_CMD_ENGINE_STOP: word = "S07,0"; break;
+    case PROTO_CMD_ENGINE_RESUME: word = "S07,1"; break;
+    default: return ST_EUNSUPPORTED;
+    }
+    if ((a1 && !command_arg_ok(a1, list)) || (a2 && !command_arg_ok(a2, false)))
+        return ST_EMALFORMED;
+    return command_frame(word, a1, a2, out, cap, len);
+}
+
 const struct proto_ops proto_jt600 = {
-    .name = "jt600", .detect = jt600_detect, .frame = jt600_frame, .decode = jt600_decode};
+    .name = "jt600",
+    .detect = jt600_detect,
+    .frame = jt600_frame,
+    .decode = jt600_decode,
+    .encode_command = jt600_encode_command,
+};
 
 /* ---- encoders (device simulator, tests) --------------------------------- */
 

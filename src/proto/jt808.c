@@ -38,6 +38,9 @@ enum {
     MSG_JT_REPORT_BLIND = 0x5502,
     MSG_SERVER_ACK = 0x8001,
     MSG_REGISTER_ACK = 0x8100,
+    MSG_SET_PARAMS = 0x8103,
+    MSG_TERMINAL_CONTROL = 0x8105,
+    MSG_LOCATION_QUERY = 0x8201,
     MSG_TEXT_DOWN = 0x8300,
 };
 
@@ -737,24 +740,308 @@ static void jointech_flags(struct report *r, uint32_t alarm, uint32_t status, in
     }
 }
 
-/* Standard JT/T 808-2013 readings, for dialects other than Jointech. */
-static void standard_flags(struct report *r, uint32_t alarm, uint32_t status)
+/* ---------------------------------------------------------------------------------------
+ * Standard dialect (ctx->dialect != 0): the JT/T 808-2013/2019 meanings of the status and
+ * alarm bits and of items 0x01–0x31, plus the few vendor items (0xE0–0xFF) with a public
+ * description. Vendor ids collide between makers, so each is read only with the length and
+ * shape its source gives; everything stays raw in `items` as well.
+ */
+
+#define ST_ACC (1u << 0)
+#define ST_OUT_OF_SERVICE (1u << 4)
+#define ST_COORDS_ENCRYPTED (1u << 5)
+#define ST_LOAD_SHIFT 8
+#define ST_OIL_CUT (1u << 10)
+#define ST_ELECTRIC_CUT (1u << 11)
+#define ST_DOORS_LOCKED (1u << 12)
+
+#define ALARM_AREA_BIT 20
+#define ALARM_ROUTE_BIT 21
+#define AREA_TYPE_ROUTE 4 /* 0x11/0x12 position type: 1 circle, 2 rectangle, 3 polygon, 4 route */
+
+/* Facts of items 0x11/0x12 the alarm bits need (fence ids of the events). */
+struct area_detail {
+    int overspeed_area; /* area id of 0x11, -1 none */
+    int inout_type;     /* 0x12: position type, -1 no item */
+    int inout_area;
+    bool inout_exit;
+};
+
+/* A set-bits list `a|b` of names[bit] (NULL names skipped), or "none". */
+static void bit_list_attr(struct report *r, const char *key, uint32_t bits,
+                          const char *const *names, size_t n_names)
 {
+    char text[256];
+    size_t n = 0;
+    text[0] = '\0';
+    for (size_t i = 0; i < n_names && i < 32 && n < sizeof text; i++)
+        if (names[i] && (bits & (1u << i)))
+            n += (size_t)snprintf(text + n, sizeof text - n, "%s%s", n ? "|" : "", names[i]);
+    report_attr_set(r, key, "%s", n ? text : "none");
+}
+
+/* A fence id for an event: area ids are DWORDs, events hold int16 (-1 = none). */
+static int16_t fence_of(uint32_t area)
+{
+    return area <= INT16_MAX ? (int16_t)area : -1;
+}
+
+/* Items 0x01–0x31 of JT/T 808 table 27 (0x01, 0x30, 0x31 are read by standard_item). */
+static void standard_dialect_item(struct report *r, const struct item *it, struct area_detail *area)
+{
+    static const char *const vehicle_signals[] = {
+        "low_beam", "high_beam",      "right_turn", "left_turn",       "brake",   "reverse",
+        "fog_lamp", "clearance_lamp", "horn",       "air_conditioner", "neutral", "retarder",
+        "abs",      "heater",         "clutch",
+    };
+    static const char *const area_types[] = {"none", "circle", "rectangle", "polygon", "route"};
+    const uint8_t *v = it->v;
+    switch (it->id) {
+    case 0x02:
+        if (it->len == 2)
+            report_attr_set(r, "fuel_l", "%.1f", be16(v) / 10.0);
+        break;
+    case 0x03:
+        if (it->len == 2)
+            report_attr_set(r, "tacho_speed_kmh", "%.1f", be16(v) / 10.0);
+        break;
+    case 0x04:
+        if (it->len == 2)
+            report_attr_set(r, "alarm_event_id", "%u", be16(v));
+        break;
+    case 0x11: /* overspeed: position type, then the area id unless the type is 0 */
+        if ((it->len == 1 && v[0] == 0) || (it->len == 5 && v[0] >= 1 && v[0] <= 4)) {
+            report_attr_set(r, "overspeed_area_type", "%s", area_types[v[0]]);
+            if (it->len == 5) {
+                report_attr_set(r, "overspeed_area_id", "%u", be32(v + 1));
+                area->overspeed_area = fence_of(be32(v + 1));
+            }
+        }
+        break;
+    case 0x12: /* area / route in-out: position type, id, direction (0 in, 1 out) */
+        if (it->len == 6 && v[0] >= 1 && v[0] <= 4 && v[5] <= 1) {
+            area->inout_type = v[0];
+            area->inout_area = fence_of(be32(v + 1));
+            area->inout_exit = v[5] == 1;
+            report_attr_set(r, "area_type", "%s", area_types[v[0]]);
+            report_attr_set(r, "area_id", "%u", be32(v + 1));
+            report_attr_set(r, "area_direction", "%s", v[5] ? "out" : "in");
+        }
+        break;
+    case 0x13: /* route segment driving time: segment id, seconds, 0 too short / 1 too long */
+        if (it->len == 7 && v[6] <= 1) {
+            report_attr_set(r, "route_segment_id", "%u", be32(v));
+            report_attr_set(r, "route_drive_time_s", "%u", be16(v + 4));
+            report_attr_set(r, "route_time_result", "%s", v[6] ? "too_long" : "too_short");
+        }
+        break;
+    case 0x25:
+        if (it->len == 4) {
+            report_attr_set(r, "vehicle_signals", "0x%08x", be32(v));
+            bit_list_attr(r, "vehicle_signals_on", be32(v), vehicle_signals,
+                          sizeof vehicle_signals / sizeof vehicle_signals[0]);
+        }
+        break;
+    case 0x2A: /* IO status: bit 0 deep sleep, bit 1 sleep */
+        if (it->len == 2) {
+            report_attr_set(r, "io_status", "0x%04x", be16(v));
+            report_attr_set(r, "deep_sleep", "%s", v[1] & 1 ? "true" : "false");
+            report_attr_set(r, "sleep", "%s", v[1] & 2 ? "true" : "false");
+        }
+        break;
+    case 0x2B: /* analog: bits 0–15 AD0, bits 16–31 AD1 (raw, unit not standardised) */
+        if (it->len == 4) {
+            report_attr_set(r, "adc0", "%u", be16(v + 2));
+            report_attr_set(r, "adc1", "%u", be16(v));
+        }
+        break;
+    default: break;
+    }
+}
+
+/* 0xEB: sub-items [length (2, counting the type) + type (2) + value] to the item's end.
+ * Reads 0x00B2 ICCID (10 BCD bytes, trailing F filler dropped), 0x00A8 battery %, 0x002D
+ * battery (2 bytes, mV) and 0x00D8 cell (MCC 2, MNC 1, LAC 2, cell id 4). Nothing is read
+ * when the item does not split exactly into sub-items (other vendors put text there). */
+static void vendor_eb_item(struct report *r, const uint8_t *v, size_t len)
+{
+    size_t pos = 0;
+    while (pos + 4 <= len && be16(v + pos) >= 2 && pos + 2 + be16(v + pos) <= len)
+        pos += 2u + be16(v + pos);
+    if (pos != len)
+        return;
+    for (pos = 0; pos < len; pos += 2u + be16(v + pos)) {
+        uint16_t type = be16(v + pos + 2);
+        const uint8_t *x = v + pos + 4;
+        size_t n = be16(v + pos) - 2u;
+        if (type == 0x00B2 && n == 10) {
+            char iccid[21];
+            hex_text(x, n, iccid, sizeof iccid);
+            size_t end = strlen(iccid);
+            while (end && iccid[end - 1] == 'f')
+                iccid[--end] = '\0';
+            report_attr_set(r, "iccid", "%s", iccid);
+        } else if (type == 0x00A8 && n == 1 && x[0] <= 100) {
+            r->battery_pct = x[0];
+        } else if (type == 0x002D && n == 2) {
+            r->battery_v = be16(x) / 1000.0;
+        } else if (type == 0x00D8 && n == 9) {
+            r->has_cell = true;
+            r->cell.mcc = be16(x);
+            r->cell.mnc = x[2];
+            r->cell.lac = be16(x + 3);
+            r->cell.cid = be32(x + 5);
+        }
+    }
+}
+
+/* 0xF3 with OBD data: sub-items [type (2) + length (1) + value]. Read: 0x0002 speed
+ * (0.1 km/h), 0x0003 rpm, 0x0004 supply (mV), 0x0005 odometer (100 m), 0x0009 coolant
+ * (°C + 40), 0x0050 VIN; each only with the length given here. */
+static void vendor_obd_item(struct report *r, const uint8_t *v, size_t len)
+{
+    size_t pos = 0;
+    while (pos + 3 <= len && pos + 3 + v[pos + 2] <= len)
+        pos += 3u + v[pos + 2];
+    if (pos != len)
+        return;
+    for (pos = 0; pos < len; pos += 3u + v[pos + 2]) {
+        uint16_t type = be16(v + pos);
+        const uint8_t *x = v + pos + 3;
+        size_t n = v[pos + 2];
+        if (type == 0x0002 && n == 2)
+            report_attr_set(r, "obd_speed_kmh", "%.1f", be16(x) / 10.0);
+        else if (type == 0x0003 && n == 2)
+            report_attr_set(r, "rpm", "%u", be16(x));
+        else if (type == 0x0004 && n == 2)
+            report_attr_set(r, "obd_power_v", "%.3f", be16(x) / 1000.0);
+        else if (type == 0x0005 && n == 4)
+            report_attr_set(r, "obd_odometer_km", "%.1f", be32(x) / 10.0);
+        else if (type == 0x0009 && n == 2)
+            report_attr_set(r, "coolant_temp_c", "%d", (int)be16(x) - 40);
+        else if (type == 0x0050 && n >= 17)
+            text_attr(r, "vin", x, n);
+    }
+}
+
+/* Vendor items with a public description (docs/protocols/jt808.md lists the sources). */
+static void vendor_item(struct report *r, const struct item *it)
+{
+    const uint8_t *v = it->v;
+    switch (it->id) {
+    case 0xE1: /* battery %, one byte */
+        if (it->len == 1 && v[0] <= 100)
+            r->battery_pct = v[0];
+        break;
+    case 0xE4: /* charge state (0 = charging), battery % */
+        if (it->len == 2 && v[1] <= 100) {
+            r->charging = v[0] == 0;
+            r->battery_pct = v[1];
+        }
+        break;
+    case 0xE5: /* motion: 1 moving, 0 still */
+        if (it->len == 1 && v[0] <= 1)
+            report_attr_set(r, "motion", "%s", v[0] ? "true" : "false");
+        break;
+    case 0xEB: vendor_eb_item(r, v, it->len); break;
+    case 0xF3: /* one byte = an arming flag on some devices, a tag mask on others: raw */
+        if (it->len >= 3)
+            vendor_obd_item(r, v, it->len);
+        break;
+    default: break;
+    }
+}
+
+/* The event of alarm bit 20 (area) or 21 (route): enter/exit with the fence of item 0x12
+ * when it names that kind of place, else a plain alarm. */
+static void area_alarm(struct report *r, bool route, const struct area_detail *area)
+{
+    bool known = area->inout_type >= 0 && (area->inout_type == AREA_TYPE_ROUTE) == route;
+    if (!known) {
+        add_event(r, REPORT_EV_ALARM, REPORT_SRC_NONE, route ? "route_in_out" : "area_in_out");
+        return;
+    }
+    struct report_event *e =
+        add_event(r, area->inout_exit ? REPORT_EV_GEOFENCE_EXIT : REPORT_EV_GEOFENCE_ENTER,
+                  REPORT_SRC_NONE, route ? "route" : "");
+    if (e)
+        e->fence_id = (int16_t)area->inout_area;
+}
+
+/* Status bits → attributes, fix and lock; alarm bits → events (JT/T 808 tables 24 and 25). */
+static void standard_flags(struct report *r, uint32_t alarm, uint32_t status,
+                           const struct area_detail *area)
+{
+    static const char *const load_states[] = {"empty", "half", "reserved", "full"};
+    static const char *const gnss[] = {
+        [18] = "gps", [19] = "beidou", [20] = "glonass", [21] = "galileo"};
+    static const char *const doors[] = {[13] = "1", [14] = "2", [15] = "3", [16] = "4", [17] = "5"};
     if (status & ST_POSITIONED)
         r->fix = status & ST_BEIDOU ? REPORT_FIX_BEIDOU
                  : status & ST_GNSS ? REPORT_FIX_GPS
                                     : REPORT_FIX_GNSS;
+    report_attr_set(r, "ignition", "%s", status & ST_ACC ? "true" : "false");
+    report_attr_set(r, "out_of_service", "%s", status & ST_OUT_OF_SERVICE ? "true" : "false");
+    report_attr_set(r, "coords_encrypted", "%s", status & ST_COORDS_ENCRYPTED ? "true" : "false");
+    report_attr_set(r, "load_state", "%s", load_states[(status >> ST_LOAD_SHIFT) & 3]);
+    report_attr_set(r, "oil_cut", "%s", status & ST_OIL_CUT ? "true" : "false");
+    report_attr_set(r, "electric_cut", "%s", status & ST_ELECTRIC_CUT ? "true" : "false");
+    report_attr_set(r, "doors_locked", "%s", status & ST_DOORS_LOCKED ? "true" : "false");
+    bit_list_attr(r, "doors_open", status, doors, sizeof doors / sizeof doors[0]);
+    bit_list_attr(r, "gnss_systems", status, gnss, sizeof gnss / sizeof gnss[0]);
+    /* A clear bit 12 is also what a tracker without door-lock wiring sends: not "unlocked". */
+    if (status & ST_DOORS_LOCKED)
+        r->lock = REPORT_LOCK_LOCKED;
+
+    /* Bits 15–17 are reserved by the standard (vendors use them): alarm_bit_N. */
     static const struct {
-        uint8_t bit, event;
-    } alarms[] = {
-        {0, REPORT_EV_SOS},
-        {1, REPORT_EV_OVERSPEED},
-        {7, REPORT_EV_LOW_BATTERY},
-        {8, REPORT_EV_POWER_CUT},
+        uint8_t event;
+        const char *reason;
+    } alarms[32] = {
+        [0] = {REPORT_EV_SOS, ""},
+        [1] = {REPORT_EV_OVERSPEED, ""},
+        [2] = {REPORT_EV_ALARM, "fatigue"},
+        [3] = {REPORT_EV_ALARM, "danger_warning"},
+        [4] = {REPORT_EV_ALARM, "gnss_fault"},
+        [5] = {REPORT_EV_ALARM, "gnss_antenna_open"},
+        [6] = {REPORT_EV_ALARM, "gnss_antenna_short"},
+        [7] = {REPORT_EV_LOW_BATTERY, ""},
+        [8] = {REPORT_EV_POWER_CUT, ""},
+        [9] = {REPORT_EV_ALARM, "lcd_fault"},
+        [10] = {REPORT_EV_ALARM, "tts_fault"},
+        [11] = {REPORT_EV_ALARM, "camera_fault"},
+        [12] = {REPORT_EV_ALARM, "ic_card_fault"},
+        [13] = {REPORT_EV_ALARM, "overspeed_warning"},
+        [14] = {REPORT_EV_ALARM, "fatigue_warning"},
+        [18] = {REPORT_EV_ALARM, "driving_time_exceeded"},
+        [19] = {REPORT_EV_ALARM, "parking_overtime"},
+        [22] = {REPORT_EV_ALARM, "route_time"},
+        [23] = {REPORT_EV_ALARM, "off_route"},
+        [24] = {REPORT_EV_ALARM, "vss_fault"},
+        [25] = {REPORT_EV_ALARM, "fuel_abnormal"},
+        [26] = {REPORT_EV_ALARM, "stolen"},
+        [27] = {REPORT_EV_ALARM, "illegal_ignition"},
+        [28] = {REPORT_EV_ALARM, "illegal_movement"},
+        [29] = {REPORT_EV_ALARM, "collision"},
+        [30] = {REPORT_EV_ALARM, "rollover"},
+        [31] = {REPORT_EV_ALARM, "illegal_door_opening"},
     };
-    for (size_t i = 0; i < sizeof alarms / sizeof alarms[0]; i++)
-        if (alarm & (1u << alarms[i].bit))
-            add_event(r, alarms[i].event, REPORT_SRC_NONE, "");
+    for (unsigned bit = 0; bit < 32; bit++) {
+        if (!(alarm & (1u << bit)))
+            continue;
+        if (bit == ALARM_AREA_BIT || bit == ALARM_ROUTE_BIT) {
+            area_alarm(r, bit == ALARM_ROUTE_BIT, area);
+        } else if (alarms[bit].event) {
+            struct report_event *e =
+                add_event(r, alarms[bit].event, REPORT_SRC_NONE, alarms[bit].reason);
+            if (e && bit == 1)
+                e->fence_id = (int16_t)area->overspeed_area;
+        } else {
+            char reason[16];
+            snprintf(reason, sizeof reason, "alarm_bit_%u", bit);
+            add_event(r, REPORT_EV_ALARM, REPORT_SRC_NONE, reason);
+        }
+    }
 }
 
 /* BCD YYMMDDhhmmss → epoch seconds read as UTC, or 0 when not a valid time. */
@@ -796,19 +1083,24 @@ static int decode_location(const struct proto_ctx *ctx, const uint8_t *b, size_t
     size_t tail_len = len - LOCATION_LEN;
     bool tlv = items_well_formed(tail, tail_len);
     items_attr(r, tail, tail_len, tlv);
-    bool jointech = ctx->dialect == 0;
+    bool jointech = ctx->dialect == JT808_DIALECT_JOINTECH;
     int fence_id = -1;
+    struct area_detail area = {.overspeed_area = -1, .inout_type = -1, .inout_area = -1};
     const uint8_t *p = tail, *end = tail + tail_len;
     struct item it;
     while (tlv && item_next(&p, end, &it)) {
         standard_item(r, &it);
-        if (jointech)
+        if (jointech) {
             jointech_item(r, &it, &fence_id);
+        } else {
+            standard_dialect_item(r, &it, &area);
+            vendor_item(r, &it);
+        }
     }
     if (jointech)
         jointech_flags(r, alarm, status, fence_id);
     else
-        standard_flags(r, alarm, status);
+        standard_flags(r, alarm, status, &area);
     return 0;
 }
 
@@ -1283,9 +1575,6 @@ static ptrdiff_t frame(const uint8_t *buf, size_t len)
     return -(ptrdiff_t)i;
 }
 
-const struct proto_ops proto_jt808 = {
-    .name = "jt808", .detect = detect, .frame = frame, .decode = decode};
-
 /* ---------------------------------------------------------------------------------------
  * Encoders (replies above, the simulator and the tests).
  */
@@ -1333,6 +1622,147 @@ ptrdiff_t jt808_encode_frame(uint16_t msg_id, const char *terminal, uint16_t ser
     };
     return frame_build(&s, out, cap);
 }
+
+/* ---------------------------------------------------------------------------------------
+ * Downlink commands (JT/T 808 platform messages; docs/protocols/jt808.md "Commands").
+ */
+
+#define CONTROL_RESET 0x04           /* 0x8105 command word: terminal reset */
+#define PARAM_REPORT_INTERVAL 0x0029 /* 0x8103: default time reporting interval, s */
+#define TEXT_FLAG_URGENT 0x01        /* 0x8300 flag (as Traccar sends) */
+#define CUSTOM_HEX_PREFIX "hex:"     /* custom text = message id + body in hex */
+#define V2019_VERSION 1              /* protocol version byte of a 2019 header */
+
+/* The header a command to `id` needs: 20 digits = a 2019 terminal (10 BCD bytes), else the
+ * 2013 rules of terminal_encode(). */
+static int command_terminal(const char *id, uint8_t t[TERMINAL_LEN_2019], struct frame_spec *s)
+{
+    size_t n = id ? strlen(id) : 0;
+    if (n == 0)
+        return ST_EMALFORMED;
+    if (n != 2 * TERMINAL_LEN_2019) {
+        s->terminal_len = TERMINAL_LEN_2013;
+        return terminal_encode(id, t);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (id[i] < '0' || id[i] > '9')
+            return ST_EMALFORMED;
+        if (i % 2 == 0)
+            t[i / 2] = (uint8_t)((id[i] - '0') << 4);
+        else
+            t[i / 2] |= (uint8_t)(id[i] - '0');
+    }
+    s->terminal_len = TERMINAL_LEN_2019;
+    s->v2019 = true;
+    s->version = V2019_VERSION;
+    return 0;
+}
+
+/* `hex:` + message id (4 digits) + body: any platform message the device's maker documents
+ * (e.g. vendor 0x8105 command words). Returns 0 or ST_EMALFORMED / ST_ERANGE. */
+static int custom_hex(const char *hex, uint16_t *msg_id, uint8_t *body, size_t *body_len)
+{
+    size_t n = strlen(hex);
+    uint8_t bytes[2 + BODY_MAX];
+    if (n < 4 || n % 2)
+        return ST_EMALFORMED;
+    if (n / 2 > sizeof bytes)
+        return ST_ERANGE;
+    for (size_t i = 0; i < n; i++) {
+        char c = hex[i];
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
+        if (d < 0)
+            return ST_EMALFORMED;
+        bytes[i / 2] = (uint8_t)(i % 2 ? bytes[i / 2] | d : d << 4);
+    }
+    *msg_id = be16(bytes);
+    *body_len = n / 2 - 2;
+    memcpy(body, bytes + 2, *body_len);
+    return 0;
+}
+
+/* The message a command becomes: id and body. ST_EUNSUPPORTED for commands JT/T 808 does not
+ * standardise (engine stop/resume, unlock: vendor command words differ; JT709A unlock has no
+ * public description). */
+static int command_message(const struct proto_command *cmd, uint16_t *msg_id, uint8_t *body,
+                           size_t *body_len)
+{
+    *body_len = 0;
+    switch (cmd->type) {
+    case PROTO_CMD_REBOOT:
+        *msg_id = MSG_TERMINAL_CONTROL;
+        body[(*body_len)++] = CONTROL_RESET;
+        return 0;
+    case PROTO_CMD_POSITION: *msg_id = MSG_LOCATION_QUERY; return 0;
+    case PROTO_CMD_INTERVAL: /* one parameter: id (4), length (1), DWORD seconds */
+        if (cmd->number <= 0 || (uint64_t)cmd->number > UINT32_MAX)
+            return ST_EMALFORMED;
+        *msg_id = MSG_SET_PARAMS;
+        body[0] = 1;
+        put32(body + 1, PARAM_REPORT_INTERVAL);
+        body[5] = 4;
+        put32(body + 6, (uint32_t)cmd->number);
+        *body_len = 10;
+        return 0;
+    case PROTO_CMD_CUSTOM: {
+        if (!cmd->text)
+            return ST_EMALFORMED;
+        size_t prefix = strlen(CUSTOM_HEX_PREFIX);
+        if (strncmp(cmd->text, CUSTOM_HEX_PREFIX, prefix) == 0)
+            return custom_hex(cmd->text + prefix, msg_id, body, body_len);
+        size_t n = strlen(cmd->text);
+        if (n + 1 > BODY_MAX)
+            return ST_ERANGE;
+        *msg_id = MSG_TEXT_DOWN;
+        body[0] = TEXT_FLAG_URGENT;
+        memcpy(body + 1, cmd->text, n);
+        *body_len = n + 1;
+        return 0;
+    }
+    default: return ST_EUNSUPPORTED;
+    }
+}
+
+static int encode_command(struct proto_ctx *ctx, const struct proto_command *cmd, uint8_t *out,
+                          size_t cap, size_t *len)
+{
+    uint8_t body[BODY_MAX], terminal[TERMINAL_LEN_2019];
+    struct frame_spec s = {.terminal = terminal, .body = body, .serial = ctx->server_serial};
+    *len = 0;
+    int rc = command_message(cmd, &s.msg_id, body, &s.body_len);
+    if (rc < 0)
+        return rc;
+    rc = command_terminal(cmd->device_id, terminal, &s);
+    if (rc < 0)
+        return rc == ST_ERANGE ? ST_EMALFORMED : rc; /* an id no terminal field can hold */
+    ptrdiff_t n = frame_build(&s, out, cap);
+    if (n < 0)
+        return (int)n;
+    ctx->server_serial++;
+    *len = (size_t)n;
+    return 0;
+}
+
+int jt808_dialect_by_name(const char *name)
+{
+    static const char *const names[] = {
+        [JT808_DIALECT_JOINTECH] = "jointech", [JT808_DIALECT_STANDARD] = "standard"};
+    for (size_t i = 0; name && i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(name, names[i]) == 0)
+            return (int)i;
+    return ST_ECONFIG;
+}
+
+const struct proto_ops proto_jt808 = {
+    .name = "jt808",
+    .detect = detect,
+    .frame = frame,
+    .decode = decode,
+    .encode_command = encode_command,
+};
 
 static uint8_t to_bcd(int v)
 {

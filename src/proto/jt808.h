@@ -1,6 +1,7 @@
-/* jt808.h — JT/T 808 (2011/2013/2019) with Jointech JT709A items; the protocol
- * itself is `proto_jt808` (proto.h). These encoders serve replies, the simulator
- * and the tests. */
+/* jt808.h — JT/T 808 (2011/2013/2019) with Jointech JT709A items or the standard
+ * meanings (dialects below); the protocol itself is `proto_jt808` (proto.h), whose
+ * encode_command() builds the downlink commands. These encoders serve replies, the
+ * simulator and the tests. */
 #ifndef ST_JT808_H
 #define ST_JT808_H
 
@@ -8,6 +9,15 @@
 #include <stdint.h>
 
 #include "proto.h"
+
+/* Vendor variants of the item, status and alarm meanings (proto_ctx.dialect). A decoder
+ * cannot tell them apart from the bytes: the device's configuration chooses. */
+#define JT808_DIALECT_JOINTECH 0 /* Jointech JT709A meanings (the default) */
+#define JT808_DIALECT_STANDARD 1 /* JT/T 808-2013/2019 meanings + documented vendor items */
+
+/** Dialect by its configuration name: "jointech" → 0, "standard" → 1 (exact, lower case);
+ *  ST_ECONFIG for any other name or NULL. */
+int jt808_dialect_by_name(const char *name);
 
 /** Build an escaped wire frame (0x7E … checksum 0x7E, 2013 header) for `msg_id`
  *  to/from terminal `terminal` (up to 12 decimal digits, left-padded with 0).

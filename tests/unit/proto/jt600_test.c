@@ -1,6 +1,7 @@
 /* jt600_test.c — src/proto/jt600.c against every row of tests/vectors/jt600.tsv
  * (plus the three JT709A text rows of jt808.tsv), framing under any split,
- * resynchronisation, limits, truncation and the simulator's encoders.
+ * resynchronisation, limits, truncation, the simulator's encoders and the downlink
+ * commands (every `downlink` row).
  * Vector mismatches are collected over all rows and reported together. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -694,6 +695,92 @@ static void test_text_escapes(void **state)
     assert_string_equal(reports[0].msg_type, "U04");
 }
 
+/* ---- downlink commands ------------------------------------------------------ */
+
+/* The command each `downlink` row of jt600.tsv is the encoding of (E rows: Traccar's JT600
+ * vehicle-tracker commands; P rows: the JT701D manual). Time zone and the P-words without a
+ * command type of their own go through `custom`, with and without parentheses. */
+static const struct {
+    const char *id;
+    uint8_t type;
+    const char *text, *text2;
+} downlink_commands[] = {
+    {"JT600-E01", PROTO_CMD_ENGINE_STOP, NULL, NULL},
+    {"JT600-E02", PROTO_CMD_ENGINE_RESUME, NULL, NULL},
+    {"JT600-E03", PROTO_CMD_CUSTOM, "S09,1,240", NULL},
+    {"JT600-E04", PROTO_CMD_CUSTOM, "(S17)", NULL},
+    {"JT600-P01", PROTO_CMD_UNLOCK, "888888", NULL},
+    {"JT600-P02", PROTO_CMD_UNLOCK_DYNAMIC, "223457", NULL},
+    {"JT600-P03", PROTO_CMD_SET_PASSWORD, "12#aAM", "888888"},
+    {"JT600-P04", PROTO_CMD_REBOOT, NULL, NULL},
+    {"JT600-P05", PROTO_CMD_CUSTOM, "P01", NULL},
+    {"JT600-P06", PROTO_CMD_CUSTOM, "(P22,150720164328)", NULL},
+    {"JT600-P07", PROTO_CMD_CUSTOM, "P69,0,123", NULL},
+    {"JT600-P08", PROTO_CMD_CARDS, "1,2,3,0002124750,0002153582,0015451297", NULL},
+    {"JT600-P09", PROTO_CMD_CUSTOM, "P59,0", NULL},
+};
+
+static int encode(uint8_t type, const char *text, const char *text2, uint8_t *out, size_t cap,
+                  size_t *len)
+{
+    struct proto_ctx ctx = {.now = fixed_now()};
+    struct proto_command cmd = {
+        .type = type, .device_id = "8130630001", .text = text, .text2 = text2};
+    return proto_jt600.encode_command(&ctx, &cmd, out, cap, len);
+}
+
+static void test_encode_commands(void **state)
+{
+    (void)state;
+    static struct vec_file f;
+    uint8_t out[512];
+    size_t len, rows = 0;
+    vec_load("jt600.tsv", &f);
+    for (size_t i = 0; i < f.n; i++) {
+        const struct vec_row *row = &f.rows[i];
+        if (strcmp(row->layer, "downlink") != 0)
+            continue;
+        size_t k = 0, n = sizeof downlink_commands / sizeof downlink_commands[0];
+        while (k < n && strcmp(downlink_commands[k].id, row->id) != 0)
+            k++;
+        assert_true(k < n); /* every downlink row has its command */
+        size_t want = vec_message(row, msg, sizeof msg);
+        assert_int_equal(encode(downlink_commands[k].type, downlink_commands[k].text,
+                                downlink_commands[k].text2, out, sizeof out, &len),
+                         0);
+        assert_int_equal(len, want);
+        assert_memory_equal(out, msg, want);
+        assert_int_equal(proto_jt600.frame(out, len), (ptrdiff_t)len);
+        rows++;
+    }
+    vec_free(&f);
+    assert_int_equal(rows, sizeof downlink_commands / sizeof downlink_commands[0]);
+
+    /* Not documented for these devices: no guess. */
+    static const uint8_t unsupported[] = {PROTO_CMD_POSITION, PROTO_CMD_INTERVAL, 0, 200};
+    for (size_t i = 0; i < sizeof unsupported; i++)
+        assert_int_equal(encode(unsupported[i], "1", NULL, out, sizeof out, &len), ST_EUNSUPPORTED);
+    /* Arguments that would break the frame or are missing. */
+    assert_int_equal(encode(PROTO_CMD_UNLOCK, NULL, NULL, out, sizeof out, &len), ST_EMALFORMED);
+    assert_int_equal(encode(PROTO_CMD_UNLOCK, "", NULL, out, sizeof out, &len), ST_EMALFORMED);
+    assert_int_equal(encode(PROTO_CMD_UNLOCK, "12)456", NULL, out, sizeof out, &len),
+                     ST_EMALFORMED);
+    assert_int_equal(encode(PROTO_CMD_UNLOCK_DYNAMIC, "1,2", NULL, out, sizeof out, &len),
+                     ST_EMALFORMED);
+    assert_int_equal(encode(PROTO_CMD_SET_PASSWORD, "123456", NULL, out, sizeof out, &len),
+                     ST_EMALFORMED);
+    assert_int_equal(encode(PROTO_CMD_CUSTOM, "P01\n", NULL, out, sizeof out, &len), ST_EMALFORMED);
+    assert_int_equal(encode(PROTO_CMD_CUSTOM, "()", NULL, out, sizeof out, &len), ST_EMALFORMED);
+    assert_int_equal(encode(PROTO_CMD_CUSTOM, "(P01", NULL, out, sizeof out, &len), ST_EMALFORMED);
+    assert_int_equal(len, 0);
+    /* The output bound is exact: 5 bytes fit `(P15)`, 4 do not. */
+    assert_int_equal(encode(PROTO_CMD_REBOOT, NULL, NULL, out, 5, &len), 0);
+    assert_int_equal(encode(PROTO_CMD_REBOOT, NULL, NULL, out, 4, &len), ST_ERANGE);
+    static char big[PROTO_FRAME_MAX + 8];
+    memset(big, '1', sizeof big - 1);
+    assert_int_equal(encode(PROTO_CMD_CUSTOM, big, NULL, out, sizeof out, &len), ST_ERANGE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -701,7 +788,7 @@ int main(void)
         cmocka_unit_test(test_truncated),    cmocka_unit_test(test_resync),
         cmocka_unit_test(test_oversized),    cmocka_unit_test(test_detect),
         cmocka_unit_test(test_encode_long),  cmocka_unit_test(test_encode_p45),
-        cmocka_unit_test(test_text_escapes),
+        cmocka_unit_test(test_text_escapes), cmocka_unit_test(test_encode_commands),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -171,7 +171,7 @@ static int check_frame_row(const struct proto_ops *p, const struct vec_row *row,
         if (records)
             snprintf(prefix, sizeof prefix, "r%zu.", i);
         bad += vec_check_report(row->id, &reports[i], kv, nkv, prefix, not_report_keys);
-        char key[32];
+        char key[48];
         snprintf(key, sizeof key, "%sevents", prefix);
         const char *ev = vec_get(kv, nkv, key);
         if (ev)

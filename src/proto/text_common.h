@@ -1,0 +1,51 @@
+/* text_common.h — field helpers shared by the delimiter-separated ASCII protocols
+ * (Meitrack, Queclink @Track, Suntech): splitting, strict number parsing and
+ * digit-string timestamps. Pure: no allocation; every read is bounded by a length. */
+#ifndef ST_TEXT_COMMON_H
+#define ST_TEXT_COMMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../model/report.h"
+
+/** One field of a text frame: a view into the frame, not NUL-terminated. */
+struct tc_field {
+    const char *p;
+    size_t n;
+};
+
+/** Split s[0..len) at `sep` into at most `max` fields (max >= 1); further
+ *  separators stay inside the last field. Returns the number of fields (>= 1). */
+size_t tc_split(const char *s, size_t len, char sep, struct tc_field *f, size_t max);
+
+/** Field equals the NUL-terminated `s`. */
+bool tc_eq(struct tc_field f, const char *s);
+
+/** Field is `min`..`max` decimal digits and nothing else. */
+bool tc_digits(struct tc_field f, size_t min, size_t max);
+
+/** Unsigned decimal (1..18 digits) no larger than `max`. */
+bool tc_uint(struct tc_field f, uint64_t max, uint64_t *out);
+
+/** Unsigned hexadecimal (1..16 digits, either case) no larger than `max`. */
+bool tc_hex(struct tc_field f, uint64_t max, uint64_t *out);
+
+/** Signed decimal `[+-]digits[.digits]` (at least one digit, at most 15). */
+bool tc_decimal(struct tc_field f, double *out);
+
+/** "YYMMDDhhmmss" (12 digits, years 2000–2099) or "YYYYMMDDhhmmss" (14) as UTC
+ *  epoch seconds; false when malformed or out of range. */
+bool tc_time_digits(const char *p, size_t n, int64_t *out);
+
+/** Copy the field into r->device_id (truncated to fit). */
+void tc_set_device_id(struct report *r, struct tc_field f);
+
+/** Append an event with an optional reason ("" none) and fence (-1 none). */
+void tc_event(struct report *r, enum report_event_type type, const char *reason, int fence_id);
+
+/** Store the field's text as attribute `key`. */
+void tc_attr(struct report *r, const char *key, struct tc_field f);
+
+#endif
