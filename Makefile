@@ -1,6 +1,6 @@
 # sealtrack — thin make front end over meson + ninja.
 #   make run        install missing dependencies, build, start the server (SQLite, port 8888)
-#   make test       the full test suite (unit, vectors, end to end, fuzz smoke)
+#   make test       the full test suite (unit, vectors, end to end) and 3 s of fuzzing per target
 #   make test-asan  the same suite built with AddressSanitizer + UBSan
 #   make fuzz       run every fuzz target (FUZZ_SECONDS each, default 60)
 #   make bench      benchmarks (print figures; never asserted)
@@ -29,6 +29,7 @@ run: build
 
 test: build
 	meson test -C $(BUILD) --print-errorlogs --num-processes 2
+	$(MAKE) fuzz FUZZ_SECONDS=3
 
 $(ASAN_BUILD)/build.ninja: | deps
 	meson setup $(ASAN_BUILD) --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
