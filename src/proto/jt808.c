@@ -1762,6 +1762,7 @@ const struct proto_ops proto_jt808 = {
     .frame = frame,
     .decode = decode,
     .encode_command = encode_command,
+    .dialect_by_name = jt808_dialect_by_name,
 };
 
 static uint8_t to_bcd(int v)
