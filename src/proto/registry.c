@@ -115,7 +115,12 @@ int proto_stream_next(struct proto_stream *ps, const uint8_t *buf, size_t len, s
                 break;
             }
         }
-        ps->skipped += skip;
+        /* Line endings between text frames are not worth a log line. */
+        for (size_t i = 0; i < skip; i++)
+            if (p[i] != '\r' && p[i] != '\n') {
+                ps->skipped += skip;
+                break;
+            }
         *off += skip;
     }
     return PROTO_STREAM_NEED_MORE;

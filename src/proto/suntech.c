@@ -134,8 +134,9 @@ static ptrdiff_t suntech_frame(const uint8_t *buf, size_t len)
     const uint8_t *cr = memchr(buf, '\r', limit);
     if (!cr)
         return len >= PROTO_FRAME_MAX ? resync(buf, len) : 0;
-    size_t n = (size_t)(cr - buf) + 1;
-    return n < len && buf[n] == '\n' ? (ptrdiff_t)n + 1 : (ptrdiff_t)n;
+    /* The frame ends at CR even when an LF follows: whether the LF has arrived yet depends
+     * on how the stream was cut, and a frame must not. The LF is skipped before the next. */
+    return (ptrdiff_t)(cr - buf) + 1;
 }
 
 /* ---- decode --------------------------------------------------------------- */

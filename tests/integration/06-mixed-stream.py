@@ -78,7 +78,10 @@ for path in files:
         check(protos <= {proto}, "%s %s: frames stored as %s (misdetection)" % (proto, mode, protos))
         srv.stop()
     for mode in ("bytes", "chunks"):
-        check(results[mode] == results["whole"], "%s: rows differ between whole and %s" % (proto, mode))
+        for label, a, b in zip(("positions", "events", "raw frames"), results["whole"], results[mode]):
+            diff = [(x, y) for x, y in zip(a, b) if x != y][:3]
+            check(a == b, "%s: %s differ between whole and %s: %d vs %d rows, first: %s"
+                  % (proto, label, mode, len(a), len(b), diff))
     udp_rows = [r for r in rows if r["layer"] == "udp"]
     if udp_rows:
         srv = Server()

@@ -1,11 +1,29 @@
 #include "vectors.h"
 
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../../src/core/timeutil.h"
+
+int vec_list(char names[][64], int max)
+{
+    const char *dir = getenv("ST_VECTORS_DIR");
+    DIR *d = opendir(dir ? dir : "tests/vectors");
+    int n = 0;
+    struct dirent *e;
+    if (!d)
+        abort();
+    while ((e = readdir(d)) && n < max) {
+        size_t len = strlen(e->d_name);
+        if (len > 4 && len < 60 && strcmp(e->d_name + len - 4, ".tsv") == 0)
+            memcpy(names[n++], e->d_name, len + 1);
+    }
+    closedir(d);
+    return n;
+}
 
 void vec_load(const char *name, struct vec_file *f)
 {

@@ -24,6 +24,9 @@ struct vec_kv {
     char val[4096];
 };
 
+/** Names of the vector files (`*.tsv`) in the vectors directory; returns how many (≤ max). */
+int vec_list(char names[][64], int max);
+
 /** Load `name` (e.g. "jt600.tsv") from $ST_VECTORS_DIR or tests/vectors; aborts on failure. */
 void vec_load(const char *name, struct vec_file *f);
 void vec_free(struct vec_file *f);

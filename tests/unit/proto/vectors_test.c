@@ -3,7 +3,6 @@
  * command encoding. A new row or a new file is tested without code changes.
  * jt600.tsv and jt808.tsv keep their research-specific keys and have their own
  * tests; here they take part in the detection check only. */
-#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -29,22 +28,6 @@ static const char *const not_report_keys[] = {
     "protocol", "records", "events", "reply_hex", "reply_uses_now", "detect", "rc", "frames",
     "command", "text", "text2", "number", "transport", NULL,
 };
-
-static int list_files(char names[][64], int max)
-{
-    const char *dir = getenv("ST_VECTORS_DIR");
-    DIR *d = opendir(dir ? dir : "tests/vectors");
-    int n = 0;
-    struct dirent *e;
-    assert_non_null(d);
-    while ((e = readdir(d)) && n < max) {
-        size_t len = strlen(e->d_name);
-        if (len > 4 && len < 60 && strcmp(e->d_name + len - 4, ".tsv") == 0)
-            memcpy(names[n++], e->d_name, len + 1);
-    }
-    closedir(d);
-    return n;
-}
 
 /* "gt06.tsv" → the protocol it belongs to. */
 static const struct proto_ops *file_proto(const char *file)
@@ -77,7 +60,7 @@ static void test_detection(void **state)
     (void)state;
     static char files[64][64];
     static struct vec_file f;
-    int nfiles = list_files(files, 64), bad = 0, checked = 0;
+    int nfiles = vec_list(files, 64), bad = 0, checked = 0;
     for (int i = 0; i < nfiles; i++) {
         const struct proto_ops *want = file_proto(files[i]);
         if (!want) {
@@ -244,7 +227,7 @@ static void test_vectors(void **state)
     (void)state;
     static char files[64][64];
     static struct vec_file f;
-    int nfiles = list_files(files, 64), bad = 0, rows = 0;
+    int nfiles = vec_list(files, 64), bad = 0, rows = 0;
     for (int i = 0; i < nfiles; i++) {
         const struct proto_ops *p = file_proto(files[i]);
         if (!p || strcmp(files[i], "jt600.tsv") == 0 || strcmp(files[i], "jt808.tsv") == 0)
