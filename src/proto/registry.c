@@ -56,21 +56,41 @@ const struct proto_ops *proto_find(const char *name)
     return NULL;
 }
 
-/* A protocol other than `skip` (NULL: any) that is certain (returned) or may be (*maybe) at buf. */
+/* Does the frame `p` cuts at buf end where another frame of p starts? The structural
+ * tie-break between protocols whose first frames look alike (JT600 and H02 binary `$`
+ * frames share id and time layouts; H02's has no length field). */
+static int next_frame_follows(const struct proto_ops *p, const uint8_t *buf, size_t len)
+{
+    ptrdiff_t fl = p->frame(buf, len);
+    return fl > 0 && (size_t)fl < len && p->detect(buf + fl, len - (size_t)fl) > PROTO_DETECT_NO;
+}
+
+/* A protocol other than `skip` (NULL: any) that is certain (returned) or may be (*maybe) at
+ * buf. When several are certain, the one whose next frame follows its first wins; without
+ * that evidence (a single frame), the first in registry order. */
 static const struct proto_ops *detect_except(const struct proto_ops *skip, const uint8_t *buf,
                                              size_t len, int *maybe)
 {
+    const struct proto_ops *first = NULL;
     *maybe = 0;
     for (size_t i = 0; proto_registry[i]; i++) {
-        if (proto_registry[i] == skip)
+        const struct proto_ops *p = proto_registry[i];
+        if (p == skip)
             continue;
-        int score = proto_registry[i]->detect(buf, len);
-        if (score >= PROTO_DETECT_YES)
-            return proto_registry[i];
-        if (score > PROTO_DETECT_NO)
+        int score = p->detect(buf, len);
+        if (score > PROTO_DETECT_NO && score < PROTO_DETECT_YES)
             *maybe = 1;
+        if (score < PROTO_DETECT_YES)
+            continue;
+        if (!first) {
+            first = p;
+            if (next_frame_follows(p, buf, len))
+                return p;
+        } else if (next_frame_follows(p, buf, len)) {
+            return p;
+        }
     }
-    return NULL;
+    return first;
 }
 
 const struct proto_ops *proto_detect(const uint8_t *buf, size_t len, int *need_more)

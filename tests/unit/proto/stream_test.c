@@ -149,6 +149,34 @@ static void test_detection(void **state)
     assert_int_equal(proto_stream_next(&ps, junk, sizeof junk, &off, &flen), PROTO_STREAM_UNKNOWN);
 }
 
+/* An H02 binary frame at hh:mm:00 on day 23..31 also parses as a JT600 long header (seconds
+ * byte 0 = long format, day = a plausible length): both claim it. The next frame decides. */
+static void test_tie_broken_by_next_frame(void **state)
+{
+    (void)state;
+    static const uint8_t h02[] = {0x24, 0x41, 0x06, 0x01, 0x16, 0x60, 0x12, 0x45, 0x00, 0x25, 0x11,
+                                  0x16, 0x50, 0x35, 0x31, 0x30, 0x06, 0x00, 0x43, 0x18, 0x21, 0x0e,
+                                  0x00, 0x00, 0x00, 0xff, 0xff, 0xfb, 0xff, 0xff, 0x00, 0x24};
+    uint8_t two[2 * sizeof h02];
+    memcpy(two, h02, sizeof h02);
+    memcpy(two + sizeof h02, h02, sizeof h02);
+    assert_int_equal(proto_jt600.detect(h02, sizeof h02), PROTO_DETECT_YES);
+    assert_int_equal(proto_h02.detect(h02, sizeof h02), PROTO_DETECT_YES);
+    int more;
+    assert_ptr_equal(proto_detect(two, sizeof two, &more), &proto_h02);
+    /* and a JT600 stream keeps being JT600 (vector JT600-M01 twice) */
+    static const uint8_t m01[] = {
+        0x24, 0x80, 0x00, 0x62, 0x00, 0x11, 0x19, 0x11, 0x00, 0x34, 0x18, 0x04, 0x21, 0x16, 0x22,
+        0x59, 0x22, 0x34, 0x83, 0x10, 0x11, 0x35, 0x50, 0x54, 0x3f, 0x12, 0x98, 0x00, 0x00, 0x00,
+        0x2d, 0x06, 0x00, 0x00, 0x00, 0x00, 0x20, 0xe0, 0x28, 0x10, 0x92, 0x28, 0x66, 0x1f, 0x00,
+        0x01, 0x00, 0x00, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x00, 0x00, 0x01, 0xcc,
+        0x01, 0x56};
+    uint8_t mm[2 * sizeof m01];
+    memcpy(mm, m01, sizeof m01);
+    memcpy(mm + sizeof m01, m01, sizeof m01);
+    assert_ptr_equal(proto_detect(mm, sizeof mm, &more), &proto_jt600);
+}
+
 static void test_sibling_switch_and_resync(void **state)
 {
     (void)state;
@@ -178,6 +206,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_detection),
         cmocka_unit_test(test_sibling_switch_and_resync),
+        cmocka_unit_test(test_tie_broken_by_next_frame),
         cmocka_unit_test(test_chunking_all),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
