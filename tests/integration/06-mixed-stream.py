@@ -51,6 +51,21 @@ def dump(srv):
             srv.sql("SELECT protocol, status, hex(raw) FROM raw_frames ORDER BY id"))
 
 
+def expected_fixes(rows):
+    """(lat, lon) the vectors expect decoded, every record of every TCP frame."""
+    out = []
+    for r in rows:
+        e = r["exp"]
+        if r["layer"] == "udp" or e.get("rc") in ("malformed", "unsupported"):
+            continue
+        prefixes = ["r%d." % i for i in range(int(e["records"]))] if "records" in e else [""]
+        for p in prefixes:
+            lat, lon = e.get(p + "lat"), e.get(p + "lon")
+            if lat not in (None, "none") and lon not in (None, "none"):
+                out.append((float(lat), float(lon)))
+    return out
+
+
 rng = random.Random(3)
 files = sorted(p for p in glob.glob(os.path.join(VECTORS, "*.tsv"))
                if os.path.basename(p) not in ("jt600.tsv", "jt808.tsv"))  # those: 02-vectors-chunking
@@ -101,7 +116,13 @@ for path in files:
         check(protos == {proto}, "%s udp: frames stored as %s" % (proto, protos))
         srv.stop()
     pos, ev, raw = results["whole"]
+    stored = [(lat, lon) for _, _, lat, lon, _, _ in pos]
+    for fix in expected_fixes(rows):  # vectors round to 6 places; the dump rounds to 6 too
+        match = [s for s in stored if abs(s[0] - fix[0]) < 2.1e-6 and abs(s[1] - fix[1]) < 2.1e-6]
+        check(match, "%s: expected fix %s not stored; stored %s" % (proto, fix, stored[:5]))
+        stored.remove(match[0])
     total_frames += len(raw)
-    print("%s: %d rows (%d udp), %d frames stored, %d positions, %d events; same whole / byte by byte / chunked"
-          % (proto, len(rows), len(udp_rows), len(raw), len(pos), len(ev)))
+    print("%s: %d rows (%d udp), %d frames stored, %d positions (the %d the vectors expect among them), %d events;"
+          " same whole / byte by byte / chunked" % (proto, len(rows), len(udp_rows), len(raw), len(pos),
+                                                     len(expected_fixes(rows)), len(ev)))
 print("mixed stream: %d protocols, %d frames, zero misdetections" % (len(files), total_frames))
