@@ -325,15 +325,7 @@ static int gps103_encode(struct proto_ctx *ctx, const struct proto_command *cmd,
     if (!id || strlen(id) != IMEI_LEN ||
         !tc_digits((struct tc_field){id, IMEI_LEN}, IMEI_LEN, IMEI_LEN))
         return ST_EMALFORMED;
-    char text[160];
-    int n = snprintf(text, sizeof text, "**,imei:%s,%s", id, body);
-    if (n < 0 || (size_t)n >= sizeof text)
-        return ST_EMALFORMED;
-    if ((size_t)n > cap)
-        return ST_ERANGE;
-    memcpy(out, text, (size_t)n);
-    *len = (size_t)n;
-    return 0;
+    return tc_command(out, cap, len, "**,imei:%s,%s", id, body);
 }
 
 const struct proto_ops proto_gps103 = {

@@ -530,15 +530,7 @@ static int h02_encode(struct proto_ctx *ctx, const struct proto_command *cmd, ui
         return ST_EMALFORMED;
     int y, mo, d, h, mi, s;
     st_time_to_utc(ctx->now, &y, &mo, &d, &h, &mi, &s);
-    char text[96];
-    int n = snprintf(text, sizeof text, "*HQ,%s,%s,%02d%02d%02d,%s#", id, code, h, mi, s, args);
-    if (n < 0 || (size_t)n >= sizeof text)
-        return ST_EMALFORMED;
-    if ((size_t)n > cap)
-        return ST_ERANGE;
-    memcpy(out, text, (size_t)n);
-    *len = (size_t)n;
-    return 0;
+    return tc_command(out, cap, len, "*HQ,%s,%s,%02d%02d%02d,%s#", id, code, h, mi, s, args);
 }
 
 const struct proto_ops proto_h02 = {

@@ -1,9 +1,11 @@
 /* text_common.c — see text_common.h. */
 #include "text_common.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "../core/err.h"
 #include "../core/timeutil.h"
 
 size_t tc_split(const char *s, size_t len, char sep, struct tc_field *f, size_t max)
@@ -144,4 +146,20 @@ void tc_event(struct report *r, enum report_event_type type, const char *reason,
         return;
     snprintf(e->reason, sizeof e->reason, "%s", reason);
     e->fence_id = (int16_t)fence_id;
+}
+
+int tc_command(uint8_t *out, size_t cap, size_t *len, const char *fmt, ...)
+{
+    char text[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof text)
+        return ST_EMALFORMED;
+    if ((size_t)n > cap)
+        return ST_ERANGE;
+    memcpy(out, text, (size_t)n);
+    *len = (size_t)n;
+    return 0;
 }

@@ -48,4 +48,9 @@ void tc_event(struct report *r, enum report_event_type type, const char *reason,
 /** Store the field's text as attribute `key`. */
 void tc_attr(struct report *r, const char *key, struct tc_field f);
 
+/** printf a downlink command into out[0..cap), setting *len: the one shape of every text
+ *  protocol's encoder. ST_EMALFORMED when the text exceeds 1 KiB, ST_ERANGE when cap is short. */
+int tc_command(uint8_t *out, size_t cap, size_t *len, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 #endif

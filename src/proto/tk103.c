@@ -295,15 +295,7 @@ static int tk103_encode(struct proto_ctx *ctx, const struct proto_command *cmd, 
     const char *id = cmd->device_id;
     if (!id || strlen(id) != ID_LEN || !tc_digits(sub(id, 0, ID_LEN), ID_LEN, ID_LEN))
         return ST_EMALFORMED;
-    char text[160];
-    int n = snprintf(text, sizeof text, "(%s%s)", id, body);
-    if (n < 0 || (size_t)n >= sizeof text)
-        return ST_EMALFORMED;
-    if ((size_t)n > cap)
-        return ST_ERANGE;
-    memcpy(out, text, (size_t)n);
-    *len = (size_t)n;
-    return 0;
+    return tc_command(out, cap, len, "(%s%s)", id, body);
 }
 
 const struct proto_ops proto_tk103 = {
