@@ -20,6 +20,7 @@ static const char usage[] =
     "  --register MODE      auto: create unknown devices (default); known: refuse them\n"
     "  --set KEY=VALUE      any setting: idle_timeout, max_conn_per_ip, max_connections,\n"
     "                       raw_frames_max, sync (full|normal), batch_max, queue_max,\n"
+    "                       store (sqlite|none: benchmarks only, stores nothing),\n"
     "                       default_tz (minutes), model_tz (MODEL:MINUTES,...),\n"
     "                       log_level (debug|info|warn|error)\n"
     "Settings are documented in docs/operations.md.\n";

@@ -140,6 +140,17 @@ int st_config_set(struct st_config *c, const char *key, const char *value, char 
         }
         return 0;
     }
+    if (strcmp(key, "store") == 0) {
+        if (strcmp(value, "sqlite") == 0)
+            c->store_none = false;
+        else if (strcmp(value, "none") == 0)
+            c->store_none = true;
+        else {
+            snprintf(errbuf, errlen, "store: '%s' is not sqlite or none", value);
+            return ST_ECONFIG;
+        }
+        return 0;
+    }
     if (strcmp(key, "sync") == 0) {
         if (strcmp(value, "full") == 0)
             c->sync_full = true;

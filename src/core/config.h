@@ -27,6 +27,7 @@ struct st_config {
     int max_connections;      /* concurrent TCP connections in all */
     int64_t raw_frames_max;   /* raw frames kept (oldest deleted first); 0 = keep none */
     bool sync_full;           /* SQLite synchronous=FULL (fsync each commit) vs NORMAL */
+    bool store_none;          /* benchmarks only: store nothing, reply at once (store=none) */
     int batch_max;            /* reports per transaction at most */
     int queue_max;            /* reports waiting for the writer before frames are refused */
     int default_tz_min;       /* zone of devices whose times are local (JT/T 808), minutes east of UTC */

@@ -618,6 +618,7 @@ int server_run(const struct st_config *cfg)
         .path = cfg->db,
         .sync_full = cfg->sync_full,
         .register_known = cfg->register_mode == ST_REGISTER_KNOWN,
+        .discard = cfg->store_none,
         .batch_max = cfg->batch_max,
         .queue_max = cfg->queue_max,
         .raw_frames_max = cfg->raw_frames_max,
@@ -629,6 +630,9 @@ int server_run(const struct st_config *cfg)
     };
     if (store_open(&so, &srv->store))
         goto out;
+    if (cfg->store_none)
+        st_log(ST_LOG_WARN, "event=store_none reason=\"benchmark mode: nothing is stored, replies "
+                            "are sent without durability\"");
 
     struct sockaddr_storage addr;
     if (uv_ip4_addr(cfg->listen, cfg->port, (struct sockaddr_in *)&addr) &&

@@ -27,6 +27,7 @@ struct store_opts {
     const char *path;        /* SQLite file (created and migrated when needed) */
     bool sync_full;          /* synchronous=FULL: fsync every commit */
     bool register_known;     /* refuse frames of devices not in the devices table */
+    bool discard;            /* benchmarks: commit nothing, complete every frame at once */
     int batch_max;           /* reports per transaction at most */
     int queue_max;           /* reports waiting at most; store_submit says ST_EFULL beyond */
     int64_t raw_frames_max;  /* raw frames kept */

@@ -120,6 +120,10 @@ static void test_config(void **state)
     assert_int_equal(st_config_set(&c, "port", "70000", err, sizeof err), ST_ECONFIG);
     assert_non_null(strstr(err, "port"));
     assert_int_equal(st_config_set(&c, "register", "maybe", err, sizeof err), ST_ECONFIG);
+    assert_false(c.store_none);
+    assert_int_equal(st_config_set(&c, "store", "none", err, sizeof err), 0);
+    assert_true(c.store_none);
+    assert_int_equal(st_config_set(&c, "store", "memory", err, sizeof err), ST_ECONFIG);
     assert_int_equal(st_config_set(&c, "colour", "red", err, sizeof err), ST_ECONFIG);
     assert_non_null(strstr(err, "unknown setting"));
 
