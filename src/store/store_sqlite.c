@@ -1,6 +1,8 @@
 /* store_sqlite.c — the SQLite writer thread and its batch queue.
  *
- * Batches cycle through three lists under one mutex: `pending` (the loop
+ * A batch holds at most batch_max reports: a full one waits in `full` for the writer, so
+ * one transaction never grows with the backlog and replies keep flowing under load.
+ * Batches cycle through these lists under one mutex: `pending` (the loop
  * appends), the writer's current batch (being committed), and `done` (committed,
  * waiting for the loop to send replies); drained batches go to `spare` and are
  * reused, so a warmed-up server allocates nothing per frame.
@@ -51,7 +53,8 @@ struct device_entry {
     int tz_min; /* the device's zone, else its model's, else the default */
 };
 
-#define DEVICE_CACHE_MS 60000 /* re-read devices (zone, model) edited while the server runs */
+#define DEVICE_CACHE_MS 60000
+#define SPARE_BATCHES 4 /* batches kept for reuse; more were only needed for a backlog */ /* re-read devices (zone, model) edited while the server runs */
 
 struct store {
     struct store_opts opts;
@@ -62,9 +65,11 @@ struct store {
     pthread_cond_t wake;
     bool stop, joined;
     struct batch *pending;        /* loop appends here */
+    struct batch *full_head, *full_tail; /* batches that reached batch_max, oldest first */
+    size_t n_spare;
     struct batch *done_head, *done_tail;
     struct batch *spare;
-    size_t queued_reports;        /* in pending */
+    size_t queued_reports;        /* in pending and full */
     /* writer-thread only */
     struct strmap device_ids;     /* uid → index into devices[] + 1 */
     struct device_entry *devices;
@@ -82,6 +87,7 @@ static struct batch *batch_get(struct store *s)
     struct batch *b = s->spare;
     if (b) {
         s->spare = b->next;
+        s->n_spare--;
         b->next = NULL;
         return b;
     }
@@ -123,6 +129,14 @@ int store_submit(struct store *s, const struct store_frame *f)
         return ST_EFULL;
     }
     struct batch *b = s->pending;
+    if (b->n_items > 0 && b->n_reports + f->n_reports > (size_t)s->opts.batch_max) {
+        if (s->full_tail)
+            s->full_tail->next = b;
+        else
+            s->full_head = b;
+        s->full_tail = b;
+        b = s->pending = batch_get(s);
+    }
     if (b->n_items == b->cap_items) {
         b->cap_items = b->cap_items ? b->cap_items * 2 : 256;
         b->items = st_realloc(b->items, b->cap_items * sizeof *b->items);
@@ -196,9 +210,14 @@ void store_drain(struct store *s, store_done_fn *fn, void *arg)
         }
         batch_reset(b);
         pthread_mutex_lock(&s->lock);
-        b->next = s->spare;
-        s->spare = b;
+        if (s->n_spare < SPARE_BATCHES) {
+            b->next = s->spare;
+            s->spare = b;
+            s->n_spare++;
+            b = NULL;
+        }
         pthread_mutex_unlock(&s->lock);
+        batch_free(b); /* a backlog's extra batches give their memory back */
     }
 }
 
@@ -548,14 +567,22 @@ static void *writer_main(void *arg)
     struct store *s = arg;
     pthread_mutex_lock(&s->lock);
     for (;;) {
-        while (!s->stop && s->pending->n_items == 0)
+        while (!s->stop && !s->full_head && s->pending->n_items == 0)
             pthread_cond_wait(&s->wake, &s->lock);
-        if (s->pending->n_items == 0 && s->stop)
+        if (!s->full_head && s->pending->n_items == 0 && s->stop)
             break;
-        /* Take everything queued while the previous commit was syncing. */
-        struct batch *b = s->pending;
-        s->pending = batch_get(s);
-        s->queued_reports = 0;
+        /* The oldest full batch, else everything queued while the previous commit was syncing. */
+        struct batch *b = s->full_head;
+        if (b) {
+            s->full_head = b->next;
+            if (!s->full_head)
+                s->full_tail = NULL;
+            b->next = NULL;
+        } else {
+            b = s->pending;
+            s->pending = batch_get(s);
+        }
+        s->queued_reports -= b->n_reports;
         pthread_mutex_unlock(&s->lock);
 
         commit_batch(s, b);
@@ -632,8 +659,8 @@ void store_close(struct store *s)
         return;
     store_stop(s);
     batch_free(s->pending);
-    struct batch *lists[] = {s->done_head, s->spare};
-    for (size_t i = 0; i < 2; i++)
+    struct batch *lists[] = {s->done_head, s->spare, s->full_head};
+    for (size_t i = 0; i < 3; i++)
         while (lists[i]) {
             struct batch *next = lists[i]->next;
             batch_free(lists[i]);

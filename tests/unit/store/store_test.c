@@ -272,12 +272,43 @@ static void test_raw_cap_and_queue_limit(void **state)
     store_close(st);
 }
 
+/* Frames beyond batch_max wait in further batches: all committed, in order. */
+static void test_batch_max_splits(void **state)
+{
+    (void)state;
+    struct store_opts o = {.path = db_path, .batch_max = 3, .queue_max = 1000,
+                           .raw_frames_max = 1000, .notify = on_notify};
+    struct store *st;
+    assert_int_equal(store_open(&o, &st), 0);
+    sqlite3 *blocker;
+    assert_int_equal(sqlite3_open(db_path, &blocker), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(blocker, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    static struct report r;
+    int owners[20];
+    for (int i = 0; i < 20; i++) {
+        make_report(&r, "7", 1700000000 + i, 1);
+        struct store_frame f = frame_of(&owners[i], "7", &r, 1, "");
+        assert_int_equal(store_submit(st, &f), 0);
+    }
+    assert_true(store_queue_depth(st) >= 17); /* at most one batch taken by the blocked writer */
+    assert_int_equal(sqlite3_exec(blocker, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(blocker);
+    struct seen s = {0};
+    drain_until(st, &s, 20);
+    for (int i = 0; i < 20; i++)
+        assert_ptr_equal(s.owners[i], &owners[i]);
+    assert_int_equal(store_queue_depth(st), 0);
+    store_close(st);
+    assert_int_equal(scalar(db_path, "SELECT count(*) FROM positions"), 20);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_commit_and_reply_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_register_known_and_tz, setup, teardown),
         cmocka_unit_test_setup_teardown(test_raw_cap_and_queue_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_max_splits, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
