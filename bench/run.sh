@@ -49,3 +49,6 @@ for sync in full normal; do
         rm -rf "$dir"
     done
 done
+
+# Side by side with npm peers (bench/peers/), when Node.js is installed.
+if command -v node >/dev/null; then ./bench/peers/run.sh "$build"; fi
