@@ -30,6 +30,9 @@
 
 #define READ_BUF_SIZE 65536
 #define OUT_MAX_PENDING 65536    /* unsent reply bytes before a peer counts as not reading */
+/* Frames of one connection waiting for the writer before its reading pauses (TCP flow control
+ * then holds the device back): one fast device cannot fill the shared queue and starve others. */
+#define CONN_IN_FLIGHT_MAX 256
 
 struct conn {
     uv_tcp_t tcp;
@@ -41,6 +44,7 @@ struct conn {
     size_t writing;              /* bytes handed to uv_write, not yet completed */
     uint32_t in_flight;          /* frames submitted, not yet committed */
     bool closing, closed, touched;
+    bool paused;                 /* reading stopped: CONN_IN_FLIGHT_MAX frames in flight */
     uint64_t last_rx_ms;
     char peer[64];
     char ip[48];
@@ -82,6 +86,7 @@ struct server {
     uv_timer_t dialect_timer;
     uv_work_t dialect_work;
     bool dialect_busy;
+    bool stopping;               /* the store is stopped: paused connections stay paused */
 };
 
 static void dialect_table_free(struct dialect_table *t)
@@ -192,11 +197,25 @@ static void on_conn_closed(uv_handle_t *h)
     conn_free_if_done(c);
 }
 
+/* A device-supplied text (id, message type) fit for a log line: bytes a device sends are not
+ * trusted to be printable, so anything but printable ASCII other than '"' and '\\' becomes '?'
+ * (no forged fields or lines, no invalid UTF-8). Empty becomes "-". */
+#define LOG_TEXT_MAX 64
+static const char *log_text(const char *s, char out[LOG_TEXT_MAX])
+{
+    size_t i = 0;
+    for (; s[i] && i < LOG_TEXT_MAX - 1; i++)
+        out[i] = s[i] > 0x20 && s[i] < 0x7f && s[i] != '"' && s[i] != '\\' ? s[i] : '?';
+    out[i] = '\0';
+    return i ? out : "-";
+}
+
 static void conn_close(struct conn *c, const char *reason)
 {
     if (c->closing)
         return;
     struct server *srv = c->srv;
+    char dev[LOG_TEXT_MAX];
     c->closing = true;
     idle_unlink(srv, c);
     srv->n_conns--;
@@ -205,7 +224,7 @@ static void conn_close(struct conn *c, const char *reason)
         strmap_del(&srv->per_ip, c->ip);
     st_log(reason[0] == '-' ? ST_LOG_INFO : ST_LOG_WARN,
            "event=conn_closed peer=%s device=%s protocol=%s reason=\"%s\"", c->peer,
-           c->device_id[0] ? c->device_id : "-", c->stream.proto ? c->stream.proto->name : "-",
+           log_text(c->device_id, dev), c->stream.proto ? c->stream.proto->name : "-",
            reason[0] == '-' ? reason + 1 : reason);
     uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
 }
@@ -272,24 +291,28 @@ static void on_committed_frame(void *arg, const struct store_done *d)
         if (d->result == STORE_COMMITTED && d->reply_len) {
             uv_buf_t b = uv_buf_init((char *)d->reply, (unsigned)d->reply_len);
             int rc = uv_udp_try_send(&srv->udp, &b, 1, d->udp_peer);
+            char dev[LOG_TEXT_MAX];
             if (rc < 0)
                 st_log(ST_LOG_WARN, "event=udp_reply_failed device=%s reason=\"%s\"",
-                       d->device_id, uv_strerror(rc));
+                       log_text(d->device_id, dev), uv_strerror(rc));
         }
         return;
     }
     struct conn *c = d->owner;
     c->in_flight--;
-    if (d->result == STORE_COMMITTED && d->reply_len && !c->closing) {
+    bool has_reply = d->result == STORE_COMMITTED && d->reply_len && !c->closing;
+    if (has_reply)
         buf_append(&c->out, d->reply, d->reply_len);
-        if (!c->touched) {
-            c->touched = true;
-            c->next_touched = srv->touched;
-            srv->touched = c;
-        }
+    if ((has_reply || (c->paused && c->in_flight <= CONN_IN_FLIGHT_MAX / 2)) && !c->closing &&
+        !c->touched) {
+        c->touched = true;
+        c->next_touched = srv->touched;
+        srv->touched = c;
     }
     conn_free_if_done(c);
 }
+
+static void conn_resume(struct conn *c);
 
 static void on_committed(uv_async_t *h)
 {
@@ -300,6 +323,8 @@ static void on_committed(uv_async_t *h)
         srv->touched = c->next_touched;
         c->touched = false;
         conn_flush(c);
+        if (c->paused && !c->closing && !srv->stopping && c->in_flight <= CONN_IN_FLIGHT_MAX / 2)
+            conn_resume(c);
     }
 }
 
@@ -343,6 +368,7 @@ static void handle_frame(struct server *srv, struct conn *c, const struct proto_
             copy_id(srv->reports[i].device_id, device_id);
     }
     char status[64] = "ok";
+    char dev[LOG_TEXT_MAX], msg[LOG_TEXT_MAX];
     if (rc == ST_EUNSUPPORTED) {
         snprintf(status, sizeof status, "unsupported message %s", n ? srv->reports[0].msg_type : "");
         char hex[65];
@@ -350,8 +376,8 @@ static void handle_frame(struct server *srv, struct conn *c, const struct proto_
         st_log(ST_LOG_WARN,
                "event=frame_unsupported peer=%s device=%s protocol=%s msg=%s first_bytes=%s "
                "action=\"stored raw\"",
-               peer, device_id[0] ? device_id : "-", proto->name, n ? srv->reports[0].msg_type : "-",
-               hex);
+               peer, log_text(device_id, dev), proto->name,
+               log_text(n ? srv->reports[0].msg_type : "", msg), hex);
     } else if (rc < 0) {
         snprintf(status, sizeof status, "malformed: %s", st_strerror(rc));
         char hex[65];
@@ -360,7 +386,7 @@ static void handle_frame(struct server *srv, struct conn *c, const struct proto_
         st_log(ST_LOG_WARN,
                "event=frame_malformed peer=%s device=%s protocol=%s reason=\"%s\" len=%zu "
                "first_bytes=%s action=\"stored raw, %s\"",
-               peer, device_id[0] ? device_id : "-", proto->name, st_strerror(rc), len, hex,
+               peer, log_text(device_id, dev), proto->name, st_strerror(rc), len, hex,
                srv->reply.len ? "error answer sent" : "no reply");
         n = 0;
     }
@@ -384,7 +410,7 @@ static void handle_frame(struct server *srv, struct conn *c, const struct proto_
         st_log(ST_LOG_WARN,
                "event=frame_refused peer=%s device=%s reason=\"storage queue full\" "
                "action=\"no reply; the device resends\"",
-               peer, device_id[0] ? device_id : "-");
+               peer, log_text(device_id, dev));
         return;
     }
     if (c)
@@ -396,20 +422,30 @@ static void handle_frame(struct server *srv, struct conn *c, const struct proto_
 static ptrdiff_t process(struct server *srv, struct conn *c, const uint8_t *data, size_t len)
 {
     size_t off = 0, flen = 0;
-    int k;
-    while (!c->closing &&
+    int k = PROTO_STREAM_NEED_MORE;
+    while (!c->closing && c->in_flight < CONN_IN_FLIGHT_MAX &&
            (k = proto_stream_next(&c->stream, data, len, &off, &flen)) == PROTO_STREAM_FRAME) {
         handle_frame(srv, c, c->stream.proto, &c->ctx, data + off, flen, NULL, c->peer,
                      c->device_id);
         off += flen;
     }
     if (c->stream.skipped) {
+        char dev[LOG_TEXT_MAX];
         st_log(ST_LOG_WARN, "event=garbage_skipped peer=%s device=%s bytes=%zu", c->peer,
-               c->device_id[0] ? c->device_id : "-", c->stream.skipped);
+               log_text(c->device_id, dev), c->stream.skipped);
         c->stream.skipped = 0;
     }
     if (c->closing)
         return -1;
+    if (c->in_flight >= CONN_IN_FLIGHT_MAX && off < len) {
+        /* Enough of this connection waits for the writer: keep the rest and read no more
+         * until commits bring it down (conn_resume). */
+        if (!c->paused) {
+            c->paused = true;
+            uv_read_stop((uv_stream_t *)&c->tcp);
+        }
+        return (ptrdiff_t)off;
+    }
     if (k == PROTO_STREAM_UNKNOWN) {
         char hex[2 * 32 + 1];
         st_log_hex(data + off, len - off, 32, hex);
@@ -430,6 +466,24 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
     struct conn *c = h->data;
     b->base = (char *)c->srv->read_buf;
     b->len = READ_BUF_SIZE;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b);
+
+/* Frames of a paused connection have committed: process what it kept, then read again. */
+static void conn_resume(struct conn *c)
+{
+    c->paused = false;
+    if (c->in.len) {
+        ptrdiff_t used = process(c->srv, c, c->in.data, c->in.len);
+        if (used < 0)
+            return;
+        buf_consume(&c->in, (size_t)used);
+        if (c->paused)
+            return;
+    }
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0)
+        conn_close(c, "read failed");
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
@@ -678,6 +732,7 @@ int server_run(const struct st_config *cfg)
     rc = 0;
 out:
     /* Commit what is queued and send its replies before the connections close. */
+    srv->stopping = true;
     if (srv->store) {
         store_stop(srv->store);
         on_committed(&srv->committed);

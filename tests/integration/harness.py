@@ -74,7 +74,7 @@ class Server:
         wrap = os.environ.get("ST_SERVER_WRAP", "").split()
         args = wrap + [BIN, "serve", "--listen", "127.0.0.1", "--port", str(self.port), "--db", self.db] + self.extra
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, text=True)
+                                     stderr=subprocess.PIPE, text=True, errors="backslashreplace")
         ready = threading.Event()
 
         def pump(proc=self.proc):
