@@ -64,3 +64,12 @@ void st_log_hex(const void *b, unsigned long len, unsigned long max, char *out)
     }
     out[2 * len] = '\0';
 }
+
+const char *st_log_text(const char *s, char out[ST_LOG_TEXT_MAX])
+{
+    size_t i = 0;
+    for (; s[i] && i < ST_LOG_TEXT_MAX - 1; i++)
+        out[i] = s[i] > 0x20 && s[i] < 0x7f && s[i] != '"' && s[i] != '\\' ? s[i] : '?';
+    out[i] = '\0';
+    return i ? out : "-";
+}

@@ -12,6 +12,12 @@ void st_log_set_level(enum st_log_level level);
 int st_log_parse_level(const char *s, enum st_log_level *out);
 void st_log(enum st_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+#define ST_LOG_TEXT_MAX 64
+
+/** A device-supplied string made safe for a log line: printable ASCII only (anything else,
+ *  `"` and `\` become `?`), cut at ST_LOG_TEXT_MAX - 1; "-" when empty. Returns out or "-". */
+const char *st_log_text(const char *s, char out[ST_LOG_TEXT_MAX]);
+
 /** Hex of up to `max` bytes of b into out (NUL-terminated, out has 2*max+1 bytes). */
 void st_log_hex(const void *b, unsigned long len, unsigned long max, char *out);
 

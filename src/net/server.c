@@ -33,6 +33,9 @@
 /* Frames of one connection waiting for the writer before its reading pauses (TCP flow control
  * then holds the device back): one fast device cannot fill the shared queue and starve others. */
 #define CONN_IN_FLIGHT_MAX 256
+/* Garbage skipped since the last frame before a connection is closed: a device may resync after
+ * noise, but a stream of garbage (or of frames over the size limit) only costs CPU and log lines. */
+#define CONN_GARBAGE_MAX 16384
 
 struct conn {
     uv_tcp_t tcp;
@@ -45,6 +48,7 @@ struct conn {
     uint32_t in_flight;          /* frames submitted, not yet committed */
     bool closing, closed, touched;
     bool paused;                 /* reading stopped: CONN_IN_FLIGHT_MAX frames in flight */
+    size_t garbage;              /* bytes skipped since the last frame */
     uint64_t last_rx_ms;
     char peer[64];
     char ip[48];
@@ -197,25 +201,13 @@ static void on_conn_closed(uv_handle_t *h)
     conn_free_if_done(c);
 }
 
-/* A device-supplied text (id, message type) fit for a log line: bytes a device sends are not
- * trusted to be printable, so anything but printable ASCII other than '"' and '\\' becomes '?'
- * (no forged fields or lines, no invalid UTF-8). Empty becomes "-". */
-#define LOG_TEXT_MAX 64
-static const char *log_text(const char *s, char out[LOG_TEXT_MAX])
-{
-    size_t i = 0;
-    for (; s[i] && i < LOG_TEXT_MAX - 1; i++)
-        out[i] = s[i] > 0x20 && s[i] < 0x7f && s[i] != '"' && s[i] != '\\' ? s[i] : '?';
-    out[i] = '\0';
-    return i ? out : "-";
-}
 
 static void conn_close(struct conn *c, const char *reason)
 {
     if (c->closing)
         return;
     struct server *srv = c->srv;
-    char dev[LOG_TEXT_MAX];
+    char dev[ST_LOG_TEXT_MAX];
     c->closing = true;
     idle_unlink(srv, c);
     srv->n_conns--;
@@ -224,7 +216,7 @@ static void conn_close(struct conn *c, const char *reason)
         strmap_del(&srv->per_ip, c->ip);
     st_log(reason[0] == '-' ? ST_LOG_INFO : ST_LOG_WARN,
            "event=conn_closed peer=%s device=%s protocol=%s reason=\"%s\"", c->peer,
-           log_text(c->device_id, dev), c->stream.proto ? c->stream.proto->name : "-",
+           st_log_text(c->device_id, dev), c->stream.proto ? c->stream.proto->name : "-",
            reason[0] == '-' ? reason + 1 : reason);
     uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
 }
@@ -291,10 +283,10 @@ static void on_committed_frame(void *arg, const struct store_done *d)
         if (d->result == STORE_COMMITTED && d->reply_len) {
             uv_buf_t b = uv_buf_init((char *)d->reply, (unsigned)d->reply_len);
             int rc = uv_udp_try_send(&srv->udp, &b, 1, d->udp_peer);
-            char dev[LOG_TEXT_MAX];
+            char dev[ST_LOG_TEXT_MAX];
             if (rc < 0)
                 st_log(ST_LOG_WARN, "event=udp_reply_failed device=%s reason=\"%s\"",
-                       log_text(d->device_id, dev), uv_strerror(rc));
+                       st_log_text(d->device_id, dev), uv_strerror(rc));
         }
         return;
     }
@@ -368,7 +360,7 @@ static void handle_frame(struct server *srv, struct conn *c, const struct proto_
             copy_id(srv->reports[i].device_id, device_id);
     }
     char status[64] = "ok";
-    char dev[LOG_TEXT_MAX], msg[LOG_TEXT_MAX];
+    char dev[ST_LOG_TEXT_MAX], msg[ST_LOG_TEXT_MAX];
     if (rc == ST_EUNSUPPORTED) {
         snprintf(status, sizeof status, "unsupported message %s", n ? srv->reports[0].msg_type : "");
         char hex[65];
@@ -376,8 +368,8 @@ static void handle_frame(struct server *srv, struct conn *c, const struct proto_
         st_log(ST_LOG_WARN,
                "event=frame_unsupported peer=%s device=%s protocol=%s msg=%s first_bytes=%s "
                "action=\"stored raw\"",
-               peer, log_text(device_id, dev), proto->name,
-               log_text(n ? srv->reports[0].msg_type : "", msg), hex);
+               peer, st_log_text(device_id, dev), proto->name,
+               st_log_text(n ? srv->reports[0].msg_type : "", msg), hex);
     } else if (rc < 0) {
         snprintf(status, sizeof status, "malformed: %s", st_strerror(rc));
         char hex[65];
@@ -386,7 +378,7 @@ static void handle_frame(struct server *srv, struct conn *c, const struct proto_
         st_log(ST_LOG_WARN,
                "event=frame_malformed peer=%s device=%s protocol=%s reason=\"%s\" len=%zu "
                "first_bytes=%s action=\"stored raw, %s\"",
-               peer, log_text(device_id, dev), proto->name, st_strerror(rc), len, hex,
+               peer, st_log_text(device_id, dev), proto->name, st_strerror(rc), len, hex,
                srv->reply.len ? "error answer sent" : "no reply");
         n = 0;
     }
@@ -410,7 +402,7 @@ static void handle_frame(struct server *srv, struct conn *c, const struct proto_
         st_log(ST_LOG_WARN,
                "event=frame_refused peer=%s device=%s reason=\"storage queue full\" "
                "action=\"no reply; the device resends\"",
-               peer, log_text(device_id, dev));
+               peer, st_log_text(device_id, dev));
         return;
     }
     if (c)
@@ -421,19 +413,25 @@ static void handle_frame(struct server *srv, struct conn *c, const struct proto_
  * connection must close (reason logged). */
 static ptrdiff_t process(struct server *srv, struct conn *c, const uint8_t *data, size_t len)
 {
-    size_t off = 0, flen = 0;
+    size_t off = 0, flen = 0, frames = 0;
     int k = PROTO_STREAM_NEED_MORE;
     while (!c->closing && c->in_flight < CONN_IN_FLIGHT_MAX &&
            (k = proto_stream_next(&c->stream, data, len, &off, &flen)) == PROTO_STREAM_FRAME) {
         handle_frame(srv, c, c->stream.proto, &c->ctx, data + off, flen, NULL, c->peer,
                      c->device_id);
         off += flen;
+        frames++;
     }
     if (c->stream.skipped) {
-        char dev[LOG_TEXT_MAX];
+        char dev[ST_LOG_TEXT_MAX];
         st_log(ST_LOG_WARN, "event=garbage_skipped peer=%s device=%s bytes=%zu", c->peer,
-               log_text(c->device_id, dev), c->stream.skipped);
+               st_log_text(c->device_id, dev), c->stream.skipped);
+        c->garbage = frames ? 0 : c->garbage + c->stream.skipped;
         c->stream.skipped = 0;
+        if (c->garbage > CONN_GARBAGE_MAX && !c->closing)
+            conn_close(c, "too much garbage without a frame");
+    } else if (frames) {
+        c->garbage = 0;
     }
     if (c->closing)
         return -1;

@@ -1,6 +1,7 @@
 /* registry.c — the table of protocols and first-bytes detection. */
 #include "proto.h"
 
+#include <pthread.h>
 #include <string.h>
 
 const struct proto_ops *const proto_registry[] = {
@@ -98,9 +99,26 @@ const struct proto_ops *proto_detect(const uint8_t *buf, size_t len, int *need_m
     return detect_except(NULL, buf, len, need_more);
 }
 
+/* Bytes some protocol's frame can start with (its detect() on that byte alone is not "no"):
+ * skipping garbage looks for a sibling only there, not at every byte (a flood of garbage
+ * otherwise costs every detector at every offset). */
+static uint8_t can_start[256];
+static pthread_once_t can_start_once = PTHREAD_ONCE_INIT;
+
+static void can_start_init(void)
+{
+    for (int b = 0; b < 256; b++) {
+        uint8_t byte = (uint8_t)b;
+        for (size_t i = 0; proto_registry[i]; i++)
+            if (proto_registry[i]->detect(&byte, 1) > PROTO_DETECT_NO)
+                can_start[b] = 1;
+    }
+}
+
 int proto_stream_next(struct proto_stream *ps, const uint8_t *buf, size_t len, size_t *off,
                       size_t *frame_len)
 {
+    pthread_once(&can_start_once, can_start_init);
     while (*off < len) {
         const uint8_t *p = buf + *off;
         size_t n = len - *off;
@@ -122,6 +140,8 @@ int proto_stream_next(struct proto_stream *ps, const uint8_t *buf, size_t len, s
          * it: skip only up to where another protocol is (or may be) speaking. */
         size_t skip = (size_t)-fl;
         for (size_t i = 0; i < skip; i++) {
+            if (i > 0 && !can_start[p[i]])
+                continue;
             const struct proto_ops *other = detect_except(ps->proto, p + i, n - i, &more);
             if (other && i == 0) {
                 ps->proto = other;

@@ -363,7 +363,9 @@ static int device_lookup(struct store *s, const char *uid, const char *protocol,
         sqlite3_bind_int64(s->ins_device, 3, st_now());
         if (step_done(s, s->ins_device))
             return ST_EIO;
-        st_log(ST_LOG_INFO, "event=device_registered device=%s protocol=%s", uid, protocol);
+        char dev[ST_LOG_TEXT_MAX];
+        st_log(ST_LOG_INFO, "event=device_registered device=%s protocol=%s", st_log_text(uid, dev),
+               protocol);
     }
     return 0;
 }
@@ -490,10 +492,11 @@ static int write_item(struct store *s, struct batch *b, struct item *it, int64_t
         status = "rejected: unknown device";
         if (!strmap_get(&s->rejected_logged, it->device_id)) {
             strmap_put(&s->rejected_logged, it->device_id, 1);
+            char id[ST_LOG_TEXT_MAX];
             st_log(ST_LOG_WARN,
                    "event=device_rejected device=%s peer=%s protocol=%s reason=\"unknown device "
                    "and register=known; raw frames kept, no reply sent\"",
-                   it->device_id, it->peer, it->protocol);
+                   st_log_text(it->device_id, id), it->peer, it->protocol);
         }
     }
     struct report *reps = b->reports + it->first_report;

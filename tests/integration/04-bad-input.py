@@ -46,6 +46,19 @@ check(srv.log_lines("frame over the size limit") or srv.log_lines("event=garbage
       "oversized frame not logged")
 good_device_works(srv)
 
+# 3b. a known device that turns into a garbage stream: closed after 16 KiB without a frame
+s = srv.connect()
+s.sendall(D007)
+recv_until(s, 20)
+try:
+    for _ in range(40):
+        s.sendall(b"\x01\x02\x03\x04" * 256)  # 1 KiB, no byte any protocol starts with
+except OSError:
+    pass
+check(recv_until(s, 1, 3) == b"", "garbage stream not closed")
+s.close()
+srv.wait_log("too much garbage without a frame")
+
 # 4. a well-framed but malformed JT/T 808 frame: raw kept with the reason, no reply
 bad = jt808_frame(0x0200, "794308010679", 1, b"\x01")  # a location body of 1 byte
 s = srv.connect()

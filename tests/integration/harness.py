@@ -180,6 +180,8 @@ def recv_until(sock, n_min, timeout=5.0):
             chunk = sock.recv(65536)
         except socket.timeout:
             break
+        except ConnectionResetError:  # closed by the server with our bytes unread
+            break
         if not chunk:
             break
         data += chunk
