@@ -241,18 +241,6 @@ static ptrdiff_t h02_frame(const uint8_t *buf, size_t len)
 
 /* ---- report helpers ----------------------------------------------------- */
 
-static void set_reply(struct proto_reply *reply, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void set_reply(struct proto_reply *reply, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf((char *)reply->buf, sizeof reply->buf, fmt, ap);
-    va_end(ap);
-    reply->len = n > 0 && (size_t)n < sizeof reply->buf ? (size_t)n : 0;
-}
-
 /* Status bits (cleared = active) that raise an event. Bits 1, 2, 4, 7 and 19 mean
  * the same in every published variant of the table; bit 0 is "thief"/"illegal
  * door" there and vibration in Traccar (the anti-theft shock sensor). */
@@ -466,7 +454,7 @@ static int decode_text(const uint8_t *frame, size_t len, struct report *r,
         if (n > 3 && tc_uint(f[3], 100, &battery))
             r->battery_pct = (int16_t)battery;
         /* the device expects its own header back, or it drops the link */
-        set_reply(reply, "*%.*s,%.*s,%.*s#", (int)f[0].n, f[0].p, (int)f[1].n, f[1].p, (int)cmd.n,
+        proto_reply_printf(reply, "*%.*s,%.*s,%.*s#", (int)f[0].n, f[0].p, (int)f[1].n, f[1].p, (int)cmd.n,
                   cmd.p);
         return 0;
     }

@@ -192,24 +192,6 @@ static void bit_names(char *out, size_t cap, uint32_t bits, const char *const *n
         snprintf(out, cap, "none");
 }
 
-static void set_reply(struct proto_reply *reply, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void set_reply(struct proto_reply *reply, const char *fmt, ...)
-{
-    char text[PROTO_REPLY_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(text, sizeof text, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof text) {
-        reply->len = 0;
-        return;
-    }
-    memcpy(reply->buf, text, (size_t)n);
-    reply->len = (size_t)n;
-}
-
 static void set_cell(struct report *r, unsigned mcc, unsigned mnc, uint32_t lac, uint32_t cid)
 {
     r->has_cell = true;
@@ -377,9 +359,9 @@ static int decode_long(const uint8_t *f, size_t len, struct report *r, struct pr
 
     /* JT701D (0x19) wants P69 for every frame; older locks P35 when bit 5 asks. */
     if (version >= 0x19)
-        set_reply(reply, "(P69,0,%u)", serial);
+        proto_reply_printf(reply, "(P69,0,%u)", serial);
     else if (status & STATUS_ACK)
-        set_reply(reply, "(P35)");
+        proto_reply_printf(reply, "(P35)");
     return 0;
 }
 
@@ -752,7 +734,7 @@ static int decode_p45(const struct text *t, struct report *r, struct proto_reply
     char card[16];
     snprintf(card, sizeof card, "%.*s", (int)t->f[13].len, fstr(t, 13));
     p45_events(r, src, verify, all_digits(card, strlen(card)) ? card : "", pwd_ok == 1);
-    set_reply(reply, "(P69,0,%u)", serial);
+    proto_reply_printf(reply, "(P69,0,%u)", serial);
     return 0;
 }
 
@@ -818,7 +800,7 @@ static int decode_u0x(const struct text *t, bool alarm, struct report *r, struct
     } else if (t->n > rest) {
         set_rest_attr(r, "extra", t, rest, '|');
     }
-    set_reply(reply, alarm ? "(S20)" : "(S39)");
+    proto_reply_printf(reply, alarm ? "(S20)" : "(S39)");
     return 0;
 }
 
@@ -904,7 +886,7 @@ static int decode_wlnet5(const struct text *t, struct report *r, struct proto_re
     } else if (xn > 0) {
         report_attr_hex(r, "sensor_raw", x, xn);
     }
-    set_reply(reply, "(P69,0,%u)", b[28]);
+    proto_reply_printf(reply, "(P69,0,%u)", b[28]);
     return 0;
 }
 
@@ -925,7 +907,7 @@ static int decode_shape_b(struct proto_ctx *ctx, const struct text *t, struct re
     if (field_is(t, 3, "BASE") && field_is(t, 4, "2") && t->n == 6 && field_is(t, 5, "TIME")) {
         int y, mo, d, h, mi, s;
         st_time_to_utc(ctx ? ctx->now : 0, &y, &mo, &d, &h, &mi, &s);
-        set_reply(reply, "(%.*s,%.*s,%.*s,BASE,2,%04d%02d%02d%02d%02d%02d)", (int)t->f[0].len,
+        proto_reply_printf(reply, "(%.*s,%.*s,%.*s,BASE,2,%04d%02d%02d%02d%02d%02d)", (int)t->f[0].len,
                   fstr(t, 0), (int)t->f[1].len, fstr(t, 1), (int)t->f[2].len, fstr(t, 2), y, mo, d,
                   h, mi, s);
     }
@@ -956,11 +938,11 @@ static int decode_shape_a(struct proto_ctx *ctx, const struct text *t, size_t w,
         if (field_is(t, 1, "P22") && field_is(t, 2, "2") && t->n == 3) {
             int y, mo, d, h, mi, s;
             st_time_to_utc(ctx ? ctx->now : 0, &y, &mo, &d, &h, &mi, &s);
-            set_reply(reply, "(P22,%02d%02d%02d%02d%02d%02d)", d, mo, y % 100, h, mi, s);
+            proto_reply_printf(reply, "(P22,%02d%02d%02d%02d%02d%02d)", d, mo, y % 100, h, mi, s);
         } else if (field_is(t, 1, "P52") && field_is(t, 2, "2") && t->n == 4 && t->f[3].len == 6 &&
                    all_digits(fstr(t, 3), 6)) {
             set_field_attr(r, "dynamic_password", t, 3);
-            set_reply(reply, "(P52,2,%.6s)", fstr(t, 3));
+            proto_reply_printf(reply, "(P52,2,%.6s)", fstr(t, 3));
         } else if (t->n > 2) {
             set_rest_attr(r, "answer", t, 2, ','); /* answer to a command (§2.12) */
         }

@@ -100,6 +100,10 @@ extern const struct proto_ops proto_wialon;
 /** NULL-terminated list of every protocol, in detection order. */
 extern const struct proto_ops *const proto_registry[];
 
+/** printf the reply into reply->buf; a reply that does not fit is left empty (len 0). */
+void proto_reply_printf(struct proto_reply *reply, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 /** Command type by name ("reboot", "unlock", …), 0 when unknown; and the reverse. */
 int proto_command_type(const char *name);
 const char *proto_command_name(int type);

@@ -2,6 +2,8 @@
 #include "proto.h"
 
 #include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 const struct proto_ops *const proto_registry[] = {
@@ -164,4 +166,13 @@ int proto_stream_next(struct proto_stream *ps, const uint8_t *buf, size_t len, s
         *off += skip;
     }
     return PROTO_STREAM_NEED_MORE;
+}
+
+void proto_reply_printf(struct proto_reply *reply, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf((char *)reply->buf, sizeof reply->buf, fmt, ap);
+    va_end(ap);
+    reply->len = n > 0 && (size_t)n < sizeof reply->buf ? (size_t)n : 0;
 }

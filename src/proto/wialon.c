@@ -252,20 +252,6 @@ static ptrdiff_t wialon_frame(const uint8_t *buf, size_t len)
 
 /* ---- report helpers ----------------------------------------------------- */
 
-static void set_reply(struct proto_reply *reply, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void set_reply(struct proto_reply *reply, const char *fmt, ...)
-{
-    char text[PROTO_REPLY_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(text, sizeof text, fmt, ap);
-    va_end(ap);
-    reply->len = n > 0 && (size_t)n < sizeof text ? (size_t)n : 0;
-    memcpy(reply->buf, text, reply->len);
-}
-
 static void start_report(struct report *r, const char *type)
 {
     report_init(r, "wialon");
@@ -407,18 +393,18 @@ static int decode_login(struct proto_ctx *ctx, struct field body, struct report 
     bool v2 = n == 4 && memchr(f[0].p, '.', f[0].n) != NULL;
     struct field id = v2 ? f[1] : f[0];
     if ((n != 2 && !v2) || id.n == 0 || id.n >= sizeof r->device_id) {
-        set_reply(reply, "#AL#0\r\n");
+        proto_reply_printf(reply, "#AL#0\r\n");
         return ST_EMALFORMED;
     }
     memcpy(r->device_id, id.p, id.n);
     r->device_id[id.n] = '\0';
     if (v2 && !crc_matches(body.p, f[3])) {
-        set_reply(reply, "#AL#10\r\n");
+        proto_reply_printf(reply, "#AL#10\r\n");
         return ST_ECHECKSUM;
     }
     ctx->dialect = v2 ? WIALON_V2 : 0;
     report_attr_set(r, "ips_version", "%.*s", v2 ? (int)f[0].n : 3, v2 ? f[0].p : "1.1");
-    set_reply(reply, "#AL#1\r\n");
+    proto_reply_printf(reply, "#AL#1\r\n");
     return 0;
 }
 
@@ -433,14 +419,14 @@ static int decode_data(const char *type, struct field body, struct report *r,
     int code = CODE_STRUCTURE;
     if (n == want + 1) {
         if (!crc_matches(body.p, f[want])) {
-            set_reply(reply, "#A%s#%d\r\n", type, is_short ? 13 : 16);
+            proto_reply_printf(reply, "#A%s#%d\r\n", type, is_short ? 13 : 16);
             return ST_ECHECKSUM;
         }
         n--;
     }
     if (n == want)
         code = read_record(f, n, r);
-    set_reply(reply, "#A%s#%d\r\n", type, code);
+    proto_reply_printf(reply, "#A%s#%d\r\n", type, code);
     return code == CODE_OK ? 0 : ST_EMALFORMED;
 }
 
@@ -452,12 +438,12 @@ static int decode_blackbox(struct field body, struct report *out, size_t max_out
     size_t n = split(body.p, body.n, '|', rec, PROTO_MAX_REPORTS + 1);
     uint16_t crc;
     if (n > PROTO_MAX_REPORTS + 1 || n == 0) {
-        set_reply(reply, "#AB#\r\n");
+        proto_reply_printf(reply, "#AB#\r\n");
         return ST_EMALFORMED;
     }
     if (n > 1 && !memchr(rec[n - 1].p, ';', rec[n - 1].n) && read_crc(rec[n - 1], &crc)) {
         if (!crc_matches(body.p, rec[n - 1])) {
-            set_reply(reply, "#AB#\r\n");
+            proto_reply_printf(reply, "#AB#\r\n");
             return ST_ECHECKSUM;
         }
         n--;
@@ -474,7 +460,7 @@ static int decode_blackbox(struct field body, struct report *out, size_t max_out
         stored++;
     }
     *n_out = stored;
-    set_reply(reply, "#AB#%zu\r\n", stored);
+    proto_reply_printf(reply, "#AB#%zu\r\n", stored);
     return stored ? 0 : ST_EMALFORMED;
 }
 
@@ -491,11 +477,11 @@ static int decode_message(const struct proto_ctx *ctx, struct field body, struct
     if (semi && crc_matches(body.p, crc)) {
         body.n = (size_t)(semi - body.p);
     } else if (ctx->dialect == WIALON_V2) {
-        set_reply(reply, "#AM#01\r\n");
+        proto_reply_printf(reply, "#AM#01\r\n");
         return ST_ECHECKSUM;
     }
     report_attr_set(r, "message", "%.*s", (int)body.n, body.p);
-    set_reply(reply, "#AM#1\r\n");
+    proto_reply_printf(reply, "#AM#1\r\n");
     return 0;
 }
 
@@ -528,7 +514,7 @@ static int wialon_decode(struct proto_ctx *ctx, const uint8_t *frame, size_t len
         rc = decode_data(type, body, r, reply);
     } else if (strcmp(type, "P") == 0) {
         rc = body.n == 0 ? 0 : ST_EMALFORMED;
-        set_reply(reply, "#AP#\r\n");
+        proto_reply_printf(reply, "#AP#\r\n");
     } else if (strcmp(type, "M") == 0) {
         rc = decode_message(ctx, body, r, reply);
     } else {
