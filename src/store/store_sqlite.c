@@ -35,15 +35,15 @@ struct item {
     char peer[64];
     char status[64];
     int64_t recv_ms;
-    size_t first_report, n_reports;
+    size_t first_report, n_reports; /* byte offset of the first in batch.reports, count */
     size_t raw_off, raw_len, reply_off, reply_len; /* into batch.bytes */
 };
 
 struct batch {
     struct item *items;
     size_t n_items, cap_items;
-    struct report *reports;
-    size_t n_reports, cap_reports;
+    struct buf reports;  /* reports back to back, each only its used part (report_span) */
+    size_t n_reports;
     struct buf bytes;
     struct batch *next;
 };
@@ -82,6 +82,19 @@ struct store {
         *trim_raw;
 };
 
+/* Bytes a waiting report takes in a batch: its fields and the used part of its attribute
+ * text, rounded to keep the next report aligned (about 1.5 KiB instead of 3 KiB). */
+static size_t report_span(const struct report *r)
+{
+    size_t n = offsetof(struct report, attr_text) + r->attr_used;
+    return (n + _Alignof(struct report) - 1) & ~(_Alignof(struct report) - 1);
+}
+
+static struct report *report_next(struct report *r)
+{
+    return (struct report *)(void *)((uint8_t *)r + report_span(r));
+}
+
 static struct batch *batch_get(struct store *s)
 {
     struct batch *b = s->spare;
@@ -97,6 +110,7 @@ static struct batch *batch_get(struct store *s)
 static void batch_reset(struct batch *b)
 {
     b->n_items = b->n_reports = 0;
+    b->reports.len = 0;
     b->bytes.len = 0;
     b->next = NULL;
 }
@@ -106,7 +120,7 @@ static void batch_free(struct batch *b)
     if (!b)
         return;
     st_free(b->items);
-    st_free(b->reports);
+    buf_free(&b->reports);
     buf_free(&b->bytes);
     st_free(b);
 }
@@ -141,13 +155,6 @@ int store_submit(struct store *s, const struct store_frame *f)
         b->cap_items = b->cap_items ? b->cap_items * 2 : 256;
         b->items = st_realloc(b->items, b->cap_items * sizeof *b->items);
     }
-    if (b->n_reports + f->n_reports > b->cap_reports) {
-        size_t cap = b->cap_reports ? b->cap_reports : 256;
-        while (cap < b->n_reports + f->n_reports)
-            cap *= 2;
-        b->reports = st_realloc(b->reports, cap * sizeof *b->reports);
-        b->cap_reports = cap;
-    }
     struct item *it = &b->items[b->n_items++];
     it->owner = f->owner;
     it->has_udp_peer = f->udp_peer != NULL;
@@ -162,11 +169,16 @@ int store_submit(struct store *s, const struct store_frame *f)
     copy_text(it->peer, sizeof it->peer, f->peer);
     copy_text(it->status, sizeof it->status, f->status);
     it->recv_ms = f->recv_ms;
-    it->first_report = b->n_reports;
+    it->first_report = b->reports.len;
     it->n_reports = f->n_reports;
-    for (size_t i = 0; i < f->n_reports; i++) /* the used part only: attr_text is mostly empty */
-        memcpy(&b->reports[b->n_reports++], &f->reports[i],
+    for (size_t i = 0; i < f->n_reports; i++) { /* the used part only: attr_text is mostly empty */
+        size_t span = report_span(&f->reports[i]);
+        buf_reserve(&b->reports, span);
+        memcpy(b->reports.data + b->reports.len, &f->reports[i],
                offsetof(struct report, attr_text) + f->reports[i].attr_used);
+        b->reports.len += span;
+        b->n_reports++;
+    }
     it->raw_off = b->bytes.len;
     it->raw_len = f->raw_len;
     buf_append(&b->bytes, f->raw, f->raw_len);
@@ -370,14 +382,14 @@ static int device_lookup(struct store *s, const char *uid, const char *protocol,
     return 0;
 }
 
-static const char *decoded_json(struct store *s, const struct report *r, size_t n)
+static const char *decoded_json(struct store *s, struct report *r, size_t n)
 {
     struct jsonw w;
     s->json.len = 0;
     jsonw_init(&w, &s->json);
     jsonw_arr_begin(&w);
-    for (size_t i = 0; i < n; i++)
-        report_json_write(&w, &r[i]);
+    for (size_t i = 0; i < n; i++, r = report_next(r))
+        report_json_write(&w, r);
     jsonw_arr_end(&w);
     buf_append(&s->json, "", 1);
     return (const char *)s->json.data;
@@ -499,10 +511,11 @@ static int write_item(struct store *s, struct batch *b, struct item *it, int64_t
                    st_log_text(it->device_id, id), it->peer, it->protocol);
         }
     }
-    struct report *reps = b->reports + it->first_report;
+    struct report *reps = (struct report *)(void *)(b->reports.data + it->first_report);
     bool any_position = false;
-    for (size_t i = 0; i < it->n_reports; i++)
-        any_position |= reps[i].has_position;
+    struct report *r = reps;
+    for (size_t i = 0; i < it->n_reports; i++, r = report_next(r))
+        any_position |= r->has_position;
     if (s->opts.raw_frames_max > 0 || it->result == STORE_REJECTED) {
         sqlite3_stmt *st = s->ins_raw;
         if (dev)
@@ -524,8 +537,9 @@ static int write_item(struct store *s, struct batch *b, struct item *it, int64_t
     }
     if (!dev)
         return 0;
-    for (size_t i = 0; i < it->n_reports; i++)
-        if (write_report(s, it, dev, &reps[i], *last_raw))
+    r = reps;
+    for (size_t i = 0; i < it->n_reports; i++, r = report_next(r))
+        if (write_report(s, it, dev, r, *last_raw))
             return ST_EIO;
     return 0;
 }
