@@ -1,6 +1,6 @@
-/* mem.h — every allocation goes through here: counted for stats, aborts on
- * failure (a server that cannot allocate a few bytes cannot do anything useful;
- * sizes a peer controls are checked against limits before they get here). */
+/* mem.h — every allocation goes through here and aborts on failure (a server that cannot
+ * allocate a few bytes cannot do anything useful; sizes a peer controls are checked against
+ * limits before they get here). Byte counting for the metrics endpoint comes with it. */
 #ifndef ST_MEM_H
 #define ST_MEM_H
 
@@ -9,10 +9,7 @@
 void *st_malloc(size_t n);
 void *st_calloc(size_t n, size_t size);
 void *st_realloc(void *p, size_t n);
-char *st_strdup(const char *s);
 /** Accepts NULL. */
 void st_free(void *p);
-/** Bytes currently allocated through this module. */
-size_t st_mem_used(void);
 
 #endif

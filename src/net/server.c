@@ -342,7 +342,8 @@ static void handle_frame(struct server *srv, struct conn *c, const struct proto_
     size_t n = 0;
     srv->reply.len = 0;
     srv->reports[0].device_id[0] = '\0';
-    ctx->now = st_now();
+    int64_t recv_ms = st_now_ms();
+    ctx->now = recv_ms / 1000;
     int rc = proto->decode(ctx, frame, len, srv->reports, PROTO_MAX_REPORTS, &n, &srv->reply);
     if (srv->reports[0].device_id[0]) /* also set by a malformed frame with a readable header */
         copy_id(device_id, srv->reports[0].device_id);
@@ -396,7 +397,7 @@ static void handle_frame(struct server *srv, struct conn *c, const struct proto_
         .n_reports = n,
         .reply = srv->reply.buf,
         .reply_len = srv->reply.len,
-        .recv_ms = st_now_ms(),
+        .recv_ms = recv_ms,
     };
     if (store_submit(srv->store, &f) == ST_EFULL) {
         st_log(ST_LOG_WARN,

@@ -104,9 +104,8 @@ extern const struct proto_ops *const proto_registry[];
 void proto_reply_printf(struct proto_reply *reply, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/** Command type by name ("reboot", "unlock", …), 0 when unknown; and the reverse. */
+/** Command type by name ("reboot", "unlock", …), 0 when unknown. */
 int proto_command_type(const char *name);
-const char *proto_command_name(int type);
 
 /** Protocol by name, or NULL. */
 const struct proto_ops *proto_find(const char *name);

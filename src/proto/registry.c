@@ -44,13 +44,6 @@ int proto_command_type(const char *name)
     return 0;
 }
 
-const char *proto_command_name(int type)
-{
-    if (type <= 0 || (size_t)type >= sizeof command_names / sizeof command_names[0])
-        return "unknown";
-    return command_names[type];
-}
-
 const struct proto_ops *proto_find(const char *name)
 {
     for (size_t i = 0; proto_registry[i]; i++)
