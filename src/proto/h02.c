@@ -142,11 +142,6 @@ static enum layout binary_layout(const uint8_t *buf, size_t len, size_t *total, 
 
 /* ---- text header -------------------------------------------------------- */
 
-static bool is_digit(uint8_t c)
-{
-    return c >= '0' && c <= '9';
-}
-
 static bool is_alpha(uint8_t c)
 {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
@@ -172,7 +167,7 @@ static enum layout text_header(const uint8_t *buf, size_t len)
             return LAYOUT_NEED;
         if (buf[i] == ',')
             break;
-        if (!is_digit(buf[i]) || ++digits > 20)
+        if (!tc_is_digit(buf[i]) || ++digits > 20)
             return LAYOUT_BAD;
     }
     size_t cmd = 0;
@@ -181,7 +176,7 @@ static enum layout text_header(const uint8_t *buf, size_t len)
             return LAYOUT_NEED;
         if (buf[i] == ',' || buf[i] == '#')
             return cmd > 0 ? LAYOUT_OK : LAYOUT_BAD;
-        if (!(is_alpha(buf[i]) || is_digit(buf[i])) || ++cmd > 8)
+        if (!(is_alpha(buf[i]) || tc_is_digit(buf[i])) || ++cmd > 8)
             return LAYOUT_BAD;
     }
 }

@@ -34,14 +34,9 @@ struct header {
 
 enum parse { PARSE_NEED, PARSE_BAD, PARSE_OK };
 
-static bool is_digit(uint8_t c)
-{
-    return c >= '0' && c <= '9';
-}
-
 static bool is_upper_alnum(uint8_t c)
 {
-    return is_digit(c) || (c >= 'A' && c <= 'Z');
+    return tc_is_digit(c) || tc_is_upper(c);
 }
 
 /* `$$`, flag, length, IMEI and command: everything before the data. */
@@ -59,7 +54,7 @@ static enum parse parse_header(const uint8_t *b, size_t len, struct header *h)
     if (b[2] < 0x41 || b[2] > 0x7A)
         return PARSE_BAD;
     size_t i = 3, length = 0;
-    for (; i < len && is_digit(b[i]); i++) {
+    for (; i < len && tc_is_digit(b[i]); i++) {
         if (i - 3 >= LEN_DIGITS_MAX)
             return PARSE_BAD;
         length = length * 10 + (size_t)(b[i] - '0');
@@ -70,7 +65,7 @@ static enum parse parse_header(const uint8_t *b, size_t len, struct header *h)
         return PARSE_BAD;
     size_t len_end = i++;
     h->imei_off = i;
-    for (; i < len && is_digit(b[i]); i++)
+    for (; i < len && tc_is_digit(b[i]); i++)
         if (i - h->imei_off >= IMEI_MAX)
             return PARSE_BAD;
     if (i >= len)
@@ -98,7 +93,7 @@ static enum parse parse_header(const uint8_t *b, size_t len, struct header *h)
 
 static int hex_nibble(uint8_t c)
 {
-    return is_digit(c)            ? c - '0'
+    return tc_is_digit(c)            ? c - '0'
            : c >= 'A' && c <= 'F' ? c - 'A' + 10
            : c >= 'a' && c <= 'f' ? c - 'a' + 10
                                   : -1;
@@ -461,7 +456,7 @@ static int frame_command(char flag, const char *imei, const char *content, uint8
     if (ilen < IMEI_MIN || ilen > IMEI_MAX || clen == 0)
         return ST_EMALFORMED;
     for (size_t i = 0; i < ilen; i++)
-        if (!is_digit((uint8_t)imei[i]))
+        if (!tc_is_digit((uint8_t)imei[i]))
             return ST_EMALFORMED;
     if (!printable((const uint8_t *)content, clen))
         return ST_EMALFORMED;

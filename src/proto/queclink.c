@@ -28,21 +28,6 @@
 static const char *const prefixes[] = {"+RESP:GT", "+BUFF:GT", "+ACK:GT"};
 #define N_PREFIXES (sizeof prefixes / sizeof prefixes[0])
 
-static bool is_upper(uint8_t c)
-{
-    return c >= 'A' && c <= 'Z';
-}
-
-static bool is_digit(uint8_t c)
-{
-    return c >= '0' && c <= '9';
-}
-
-static bool is_hex(uint8_t c)
-{
-    return is_digit(c) || (c >= 'A' && c <= 'F') || (c >= 'a' && c <= 'f');
-}
-
 /* Count the run of bytes from `i` that satisfy `ok`; *done = the run ended before len. */
 static size_t run(const uint8_t *b, size_t len, size_t i, bool (*ok)(uint8_t), bool *done)
 {
@@ -55,7 +40,7 @@ static size_t run(const uint8_t *b, size_t len, size_t i, bool (*ok)(uint8_t), b
 
 static bool is_version_char(uint8_t c)
 {
-    return is_digit(c) || is_upper(c);
+    return tc_is_digit(c) || tc_is_upper(c);
 }
 
 /* `+RESP:GT` / `+BUFF:GT` / `+ACK:GT`, three capitals, `,`, a protocol version of
@@ -77,7 +62,7 @@ static int queclink_detect(const uint8_t *buf, size_t len)
     if (!matched)
         return PROTO_DETECT_NO;
     bool done;
-    size_t n = run(buf, len, i, is_upper, &done);
+    size_t n = run(buf, len, i, tc_is_upper, &done);
     if (!done)
         return n <= 3 ? PROTO_DETECT_MAYBE : PROTO_DETECT_NO;
     if (n != 3 || buf[i + n] != ',')
@@ -89,7 +74,7 @@ static int queclink_detect(const uint8_t *buf, size_t len)
     if ((n != 6 && n != 10) || buf[i + n] != ',')
         return PROTO_DETECT_NO;
     i += n + 1;
-    n = run(buf, len, i, is_hex, &done);
+    n = run(buf, len, i, tc_is_hex, &done);
     if (!done)
         return n <= ID_MAX ? PROTO_DETECT_MAYBE : PROTO_DETECT_NO;
     return n >= ID_MIN && n <= ID_MAX && buf[i + n] == ',' ? PROTO_DETECT_YES : PROTO_DETECT_NO;
@@ -396,7 +381,7 @@ static bool password_ok(const char *s)
     if (n == 0 || n > PASSWORD_MAX)
         return false;
     for (size_t i = 0; i < n; i++)
-        if (!is_digit((uint8_t)s[i]) && !is_upper((uint8_t)s[i]) && !(s[i] >= 'a' && s[i] <= 'z'))
+        if (!tc_is_digit((uint8_t)s[i]) && !tc_is_upper((uint8_t)s[i]) && !(s[i] >= 'a' && s[i] <= 'z'))
             return false;
     return true;
 }

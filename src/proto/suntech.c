@@ -26,21 +26,6 @@
 static const char *const types[] = {"STT", "ALT", "EMG", "EVT", "ALV", "UEX", "HTE"};
 #define N_TYPES (sizeof types / sizeof types[0])
 
-static bool is_upper(uint8_t c)
-{
-    return c >= 'A' && c <= 'Z';
-}
-
-static bool is_digit(uint8_t c)
-{
-    return c >= '0' && c <= '9';
-}
-
-static bool is_hex(uint8_t c)
-{
-    return is_digit(c) || (c >= 'A' && c <= 'F') || (c >= 'a' && c <= 'f');
-}
-
 /* Bytes b[i..i+n) match `cls`; `need` is set when the buffer ends first. */
 static bool run_of(const uint8_t *b, size_t len, size_t i, size_t n, bool (*cls)(uint8_t),
                    bool *need)
@@ -68,7 +53,7 @@ static bool known_type(const uint8_t *p)
 static int id_then(const uint8_t *b, size_t len, size_t i, size_t min, size_t max, bool universal)
 {
     size_t n = 0;
-    while (i + n < len && is_digit(b[i + n]))
+    while (i + n < len && tc_is_digit(b[i + n]))
         if (++n > max)
             return PROTO_DETECT_NO;
     if (i + n >= len)
@@ -84,7 +69,7 @@ static int id_then(const uint8_t *b, size_t len, size_t i, size_t min, size_t ma
         return PROTO_DETECT_YES;
     /* universal: the header mask (hex) follows */
     size_t m = 0, j = i + n + 1;
-    while (j + m < len && is_hex(b[j + m]))
+    while (j + m < len && tc_is_hex(b[j + m]))
         if (++m > 8)
             return PROTO_DETECT_NO;
     if (j + m >= len)
@@ -97,16 +82,16 @@ static int id_then(const uint8_t *b, size_t len, size_t i, size_t min, size_t ma
 static int suntech_detect(const uint8_t *buf, size_t len)
 {
     bool need = false;
-    if (!run_of(buf, len, 0, 2, is_upper, &need))
+    if (!run_of(buf, len, 0, 2, tc_is_upper, &need))
         return PROTO_DETECT_NO;
     if (need || len < 4)
         return PROTO_DETECT_MAYBE;
-    if (is_upper(buf[2])) {
+    if (tc_is_upper(buf[2])) {
         if (buf[3] != ';' || !known_type(buf))
             return PROTO_DETECT_NO;
         return id_then(buf, len, 4, UNIVERSAL_ID, UNIVERSAL_ID, true);
     }
-    if (!run_of(buf, len, 2, 3, is_digit, &need) || !run_of(buf, len, 5, 3, is_upper, &need))
+    if (!run_of(buf, len, 2, 3, tc_is_digit, &need) || !run_of(buf, len, 5, 3, tc_is_upper, &need))
         return PROTO_DETECT_NO;
     if (need || len < 9)
         return PROTO_DETECT_MAYBE;
@@ -119,7 +104,7 @@ static int suntech_detect(const uint8_t *buf, size_t len)
 static ptrdiff_t resync(const uint8_t *b, size_t len)
 {
     size_t i = 1;
-    while (i < len && !is_upper(b[i]))
+    while (i < len && !tc_is_upper(b[i]))
         i++;
     return -(ptrdiff_t)i;
 }
@@ -128,7 +113,7 @@ static ptrdiff_t suntech_frame(const uint8_t *buf, size_t len)
 {
     if (len == 0)
         return 0;
-    if (!is_upper(buf[0]))
+    if (!tc_is_upper(buf[0]))
         return resync(buf, len);
     size_t limit = len < PROTO_FRAME_MAX ? len : PROTO_FRAME_MAX;
     const uint8_t *cr = memchr(buf, '\r', limit);

@@ -18,6 +18,22 @@ struct tc_field {
 
 /** Split s[0..len) at `sep` into at most `max` fields (max >= 1); further
  *  separators stay inside the last field. Returns the number of fields (>= 1). */
+/* Character classes of the ASCII protocols (no locale). */
+static inline bool tc_is_digit(uint8_t c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static inline bool tc_is_upper(uint8_t c)
+{
+    return c >= 'A' && c <= 'Z';
+}
+
+static inline bool tc_is_hex(uint8_t c)
+{
+    return tc_is_digit(c) || (c >= 'A' && c <= 'F') || (c >= 'a' && c <= 'f');
+}
+
 size_t tc_split(const char *s, size_t len, char sep, struct tc_field *f, size_t max);
 
 /** Field equals the NUL-terminated `s`. */

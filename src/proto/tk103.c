@@ -22,19 +22,14 @@
 #define IMEI_LEN 15
 #define CELL_FIELDS 8
 
-static bool is_digit(uint8_t c)
-{
-    return c >= '0' && c <= '9';
-}
-
 static bool is_upper_or_digit(uint8_t c)
 {
-    return is_digit(c) || (c >= 'A' && c <= 'Z');
+    return tc_is_digit(c) || (c >= 'A' && c <= 'Z');
 }
 
 static bool is_hex(char c)
 {
-    return is_digit((uint8_t)c) || (c >= 'A' && c <= 'F') || (c >= 'a' && c <= 'f');
+    return tc_is_digit((uint8_t)c) || (c >= 'A' && c <= 'F') || (c >= 'a' && c <= 'f');
 }
 
 enum layout { LAYOUT_NEED, LAYOUT_BAD, LAYOUT_OK };
@@ -45,7 +40,7 @@ static enum layout header(const uint8_t *buf, size_t len)
     for (size_t i = 1; i < HEADER_LEN; i++) {
         if (i >= len)
             return LAYOUT_NEED;
-        bool ok = i <= ID_LEN       ? is_digit(buf[i])
+        bool ok = i <= ID_LEN       ? tc_is_digit(buf[i])
                   : i == ID_LEN + 1 ? buf[i] == 'B'
                   : i == ID_LEN + 2 ? buf[i] >= 'A' && buf[i] <= 'Z'
                                     : is_upper_or_digit(buf[i]);
