@@ -44,42 +44,11 @@ soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def jt808_frame(msg_id, terminal, serial, body):
-    head = msg_id.to_bytes(2, "big") + len(body).to_bytes(2, "big") + bytes.fromhex(terminal) + serial.to_bytes(2, "big")
-    plain = head + body
-    x = 0
-    for b in plain:
-        x ^= b
-    plain += bytes([x])
-    return b"\x7e" + plain.replace(b"\x7d", b"\x7d\x01").replace(b"\x7e", b"\x7d\x02") + b"\x7e"
+# The integration tests' helpers: one frame builder, one vector reader, one free-port finder.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "integration"))
+from harness import free_port, jt808_frame, load_vectors  # noqa: E402
 
-
-def vector(vid):
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "vectors", "jt808.tsv")
-    for line in open(path, encoding="utf-8"):
-        cols = line.split("\t")
-        if cols[0] == vid:
-            return bytes.fromhex(cols[4])
-    raise SystemExit("vector %s not found" % vid)
-
-
-D007 = vector("JT808-D007")  # a real JT709A location report
-
-
-def free_port():
-    while True:
-        t = socket.socket()
-        t.bind(("127.0.0.1", 0))
-        port = t.getsockname()[1]
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            u.bind(("127.0.0.1", port))
-            return port
-        except OSError:
-            continue
-        finally:
-            t.close()
-            u.close()
+D007 = bytes.fromhex([r for r in load_vectors("jt808.tsv") if r["vector_id"] == "JT808-D007"][0]["message"])
 
 
 # ---- abusers (each runs in its own process until `stop` is set) ---------------------------
