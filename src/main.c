@@ -19,6 +19,7 @@ static const char usage[] =
     "  raw         print stored raw frames (hex) as JSON lines\n"
     "  devices     print devices with their latest state\n"
     "  device add  add a device or set its name, model, time zone\n"
+    "  user add    add an API user (the first admin: password on stdin)\n"
     "  version     print the version\n";
 
 int main(int argc, char **argv)
@@ -41,6 +42,8 @@ int main(int argc, char **argv)
         return cli_query(argc, argv);
     if (strcmp(cmd, "device") == 0)
         return cli_device(argc, argv);
+    if (strcmp(cmd, "user") == 0)
+        return cli_user(argc, argv);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("sealtrack %s\n", SEALTRACK_VERSION);
         return 0;

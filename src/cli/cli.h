@@ -8,5 +8,6 @@ int cli_decode(int argc, char **argv);
 int cli_query(int argc, char **argv); /* positions | events | devices | raw */
 int cli_device(int argc, char **argv); /* device add */
 int cli_sim(int argc, char **argv);
+int cli_user(int argc, char **argv); /* user add */
 
 #endif

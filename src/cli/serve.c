@@ -3,14 +3,17 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../api/api.h"
 #include "../core/config.h"
+#include "../core/err.h"
 #include "../core/log.h"
 #include "../net/server.h"
 #include "cli.h"
 
 static const char usage[] =
     "usage: sealtrack serve [--config FILE] [--port N] [--listen ADDR] [--db FILE]\n"
-    "                       [--register auto|known] [--set KEY=VALUE]...\n"
+    "                       [--register auto|known] [--http-port N] [--http-listen ADDR]\n"
+    "                       [--set KEY=VALUE]...\n"
     "Listens for devices on one port over TCP and UDP, detects each device's protocol,\n"
     "stores every report in SQLite and acknowledges it only once it is committed.\n"
     "  --config FILE        JSON object of settings (keys as for --set)\n"
@@ -18,12 +21,42 @@ static const char usage[] =
     "  --listen ADDR        address to bind (default 0.0.0.0)\n"
     "  --db FILE            SQLite database file (default sealtrack.db)\n"
     "  --register MODE      auto: create unknown devices (default); known: refuse them\n"
+    "  --http-port N        HTTP API port (default 8080; 0 = no API; docs/api.md)\n"
+    "  --http-listen ADDR   address of the HTTP API (default 0.0.0.0)\n"
     "  --set KEY=VALUE      any setting: idle_timeout, max_conn_per_ip, max_connections,\n"
     "                       raw_frames_max, sync (full|normal), batch_max, queue_max,\n"
     "                       store (sqlite|none: benchmarks only, stores nothing),\n"
     "                       default_tz (minutes), model_tz (MODEL:MINUTES,...),\n"
-    "                       log_level (debug|info|warn|error)\n"
+    "                       log_level (debug|info|warn|error), http_max_body,\n"
+    "                       http_max_connections, http_session_hours, http_secure_cookie,\n"
+    "                       retention_interval_s, admin_user, admin_password_file\n"
     "Settings are documented in docs/operations.md.\n";
+
+/* admin_user + admin_password_file: create that admin in organisation 1 unless the
+ * user exists already (so a restart with the same config changes nothing). */
+static int bootstrap_admin(const struct st_config *cfg)
+{
+    char password[300] = "";
+    FILE *f = cfg->admin_password_file[0] ? fopen(cfg->admin_password_file, "r") : NULL;
+    if (!f || !fgets(password, sizeof password, f)) {
+        fprintf(stderr, "sealtrack serve: admin_user needs a readable admin_password_file\n");
+        if (f)
+            fclose(f);
+        return -1;
+    }
+    fclose(f);
+    password[strcspn(password, "\r\n")] = '\0';
+    char err[256];
+    int rc = api_user_add(cfg->db, "default", cfg->admin_user, "admin", password, err, sizeof err);
+    memset(password, 0, sizeof password);
+    if (rc == 0)
+        st_log(ST_LOG_INFO, "event=admin_created user=%s", cfg->admin_user);
+    else if (rc != ST_ECONFIG || !strstr(err, "exists already")) {
+        fprintf(stderr, "sealtrack serve: admin_user: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
 
 int cli_serve(int argc, char **argv)
 {
@@ -31,6 +64,7 @@ int cli_serve(int argc, char **argv)
         {"config", required_argument, 0, 'c'}, {"port", required_argument, 0, 'p'},
         {"listen", required_argument, 0, 'l'}, {"db", required_argument, 0, 'd'},
         {"register", required_argument, 0, 'r'}, {"set", required_argument, 0, 's'},
+        {"http-port", required_argument, 0, 'H'}, {"http-listen", required_argument, 0, 'L'},
         {"help", no_argument, 0, 'h'},         {0, 0, 0, 0},
     };
     struct st_config cfg;
@@ -52,6 +86,8 @@ int cli_serve(int argc, char **argv)
         case 'l': key = "listen"; break;
         case 'd': key = "db"; break;
         case 'r': key = "register"; break;
+        case 'H': key = "http_port"; break;
+        case 'L': key = "http_listen"; break;
         case 's': {
             snprintf(kv, sizeof kv, "%s", optarg);
             char *eq = strchr(kv, '=');
@@ -79,5 +115,7 @@ int cli_serve(int argc, char **argv)
     enum st_log_level level;
     st_log_parse_level(cfg.log_level, &level);
     st_log_set_level(level);
+    if (cfg.admin_user[0] && bootstrap_admin(&cfg))
+        return 2;
     return server_run(&cfg) ? 1 : 0;
 }

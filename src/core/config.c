@@ -24,6 +24,12 @@ void st_config_defaults(struct st_config *c)
     c->queue_max = 100000; /* about 3 KiB each while waiting: bounds the backlog near 300 MiB */
     c->default_tz_min = 0;
     snprintf(c->log_level, sizeof c->log_level, "info");
+    snprintf(c->http_listen, sizeof c->http_listen, "0.0.0.0");
+    c->http_port = 8080;
+    c->http_max_body = 1 << 20;
+    c->http_max_connections = 1000;
+    c->http_session_hours = 12;
+    c->retention_interval_s = 60;
 }
 
 static int parse_int(const char *s, long lo, long hi, long *out)
@@ -51,6 +57,11 @@ static const struct int_key int_keys[] = {
     {"batch_max", offsetof(struct st_config, batch_max), 1, 1000000},
     {"queue_max", offsetof(struct st_config, queue_max), 100, 100000000},
     {"default_tz", offsetof(struct st_config, default_tz_min), -720, 840},
+    {"http_port", offsetof(struct st_config, http_port), 0, 65535},
+    {"http_max_body", offsetof(struct st_config, http_max_body), 1024, 64 << 20},
+    {"http_max_connections", offsetof(struct st_config, http_max_connections), 1, 1000000},
+    {"http_session_hours", offsetof(struct st_config, http_session_hours), 1, 24 * 365},
+    {"retention_interval_s", offsetof(struct st_config, retention_interval_s), 1, 86400},
 };
 
 static int set_text(char *dst, size_t cap, const char *key, const char *value, char *errbuf,
@@ -118,6 +129,21 @@ int st_config_set(struct st_config *c, const char *key, const char *value, char 
         return set_text(c->listen, sizeof c->listen, key, value, errbuf, errlen);
     if (strcmp(key, "db") == 0)
         return set_text(c->db, sizeof c->db, key, value, errbuf, errlen);
+    if (strcmp(key, "http_listen") == 0)
+        return set_text(c->http_listen, sizeof c->http_listen, key, value, errbuf, errlen);
+    if (strcmp(key, "admin_user") == 0)
+        return set_text(c->admin_user, sizeof c->admin_user, key, value, errbuf, errlen);
+    if (strcmp(key, "admin_password_file") == 0)
+        return set_text(c->admin_password_file, sizeof c->admin_password_file, key, value, errbuf,
+                        errlen);
+    if (strcmp(key, "http_secure_cookie") == 0) {
+        if (strcmp(value, "true") && strcmp(value, "false")) {
+            snprintf(errbuf, errlen, "http_secure_cookie: '%s' is not true or false", value);
+            return ST_ECONFIG;
+        }
+        c->http_secure_cookie = value[0] == 't';
+        return 0;
+    }
     if (strcmp(key, "raw_frames_max") == 0) {
         long v;
         if (parse_int(value, 0, 1000000000L, &v)) {
@@ -219,8 +245,10 @@ int st_config_load(struct st_config *c, const char *path, char *errbuf, size_t e
             snprintf(text, sizeof text, "%s", json_string_value(val));
         else if (json_is_integer(val))
             snprintf(text, sizeof text, "%lld", (long long)json_integer_value(val));
+        else if (json_is_boolean(val))
+            snprintf(text, sizeof text, "%s", json_is_true(val) ? "true" : "false");
         else {
-            snprintf(errbuf, errlen, "%s: %s: must be a string or an integer", path, key);
+            snprintf(errbuf, errlen, "%s: %s: must be a string, an integer or a boolean", path, key);
             rc = ST_ECONFIG;
             goto done;
         }

@@ -34,6 +34,16 @@ struct st_config {
     struct st_model_tz model_tz[ST_MODEL_TZ_MAX]; /* per model, before default_tz */
     int n_model_tz;
     char log_level[8];
+    /* HTTP API (docs/api.md) */
+    char http_listen[64];
+    int http_port;            /* 0 = no API */
+    int http_max_body;        /* bytes */
+    int http_max_connections;
+    int http_session_hours;
+    bool http_secure_cookie;  /* add Secure to the session cookie (behind TLS) */
+    int retention_interval_s; /* between retention passes */
+    char admin_user[64];      /* created at start when no user exists */
+    char admin_password_file[512];
 };
 
 /** Fill with the documented defaults. */

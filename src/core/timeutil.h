@@ -21,5 +21,7 @@ int st_time_parse(const char *s, int64_t *out);
 /** Wall-clock now in milliseconds / seconds (UTC). */
 int64_t st_now_ms(void);
 int64_t st_now(void);
+/** Monotonic microseconds (durations only). */
+int64_t st_monotonic_us(void);
 
 #endif

@@ -25,6 +25,7 @@
 #include "../core/strmap.h"
 #include "../core/timeutil.h"
 #include "../proto/proto.h"
+#include "../api/api.h"
 #include "../store/query.h"
 #include "../store/store.h"
 
@@ -53,6 +54,7 @@ struct conn {
     char peer[64];
     char ip[48];
     char device_id[REPORT_ID_LEN];
+    int64_t device_row, org_id;  /* the device's row once a frame of it committed (live status) */
     struct conn *prev, *next;    /* idle list, least recently active first */
     struct conn *next_touched;
 };
@@ -77,6 +79,8 @@ struct server {
     uv_timer_t sweep;
     uv_signal_t sigint, sigterm;
     struct store *store;
+    struct api *api;             /* NULL when http_port is 0 */
+    struct api_counters counters;
     struct conn *idle_head, *idle_tail;
     struct conn *touched;
     struct strmap per_ip;
@@ -211,6 +215,9 @@ static void conn_close(struct conn *c, const char *reason)
     c->closing = true;
     idle_unlink(srv, c);
     srv->n_conns--;
+    srv->counters.connections = srv->n_conns;
+    if (c->device_row)
+        api_device_status(srv->api, c->org_id, c->device_row, c->device_id, false);
     int64_t *n = strmap_get(&srv->per_ip, c->ip);
     if (n && --*n <= 0)
         strmap_del(&srv->per_ip, c->ip);
@@ -279,6 +286,7 @@ static void conn_flush(struct conn *c)
 static void on_committed_frame(void *arg, const struct store_done *d)
 {
     struct server *srv = arg;
+    api_publish(srv->api, d);
     if (d->udp_peer) {
         if (d->result == STORE_COMMITTED && d->reply_len) {
             uv_buf_t b = uv_buf_init((char *)d->reply, (unsigned)d->reply_len);
@@ -292,6 +300,11 @@ static void on_committed_frame(void *arg, const struct store_done *d)
     }
     struct conn *c = d->owner;
     c->in_flight--;
+    if (d->device_row && !c->device_row && !c->closing) {
+        c->device_row = d->device_row;
+        c->org_id = d->org_id;
+        api_device_status(srv->api, c->org_id, c->device_row, c->device_id, true);
+    }
     bool has_reply = d->result == STORE_COMMITTED && d->reply_len && !c->closing;
     if (has_reply)
         buf_append(&c->out, d->reply, d->reply_len);
@@ -334,6 +347,15 @@ static void copy_id(char *dst, const char *src)
     dst[n] = '\0';
 }
 
+/* The protocol's place in the registry, which is its row in the metrics counters. */
+static size_t proto_index(const struct proto_ops *proto)
+{
+    size_t i = 0;
+    while (proto_registry[i] && proto_registry[i] != proto)
+        i++;
+    return i < API_PROTOCOLS_MAX ? i : API_PROTOCOLS_MAX - 1;
+}
+
 /* Decode one frame and queue it for the writer. `c` is NULL for UDP. */
 static void handle_frame(struct server *srv, struct conn *c, const struct proto_ops *proto,
                          struct proto_ctx *ctx, const uint8_t *frame, size_t len,
@@ -344,6 +366,8 @@ static void handle_frame(struct server *srv, struct conn *c, const struct proto_
     srv->reports[0].device_id[0] = '\0';
     int64_t recv_ms = st_now_ms();
     ctx->now = recv_ms / 1000;
+    size_t pi = proto_index(proto);
+    srv->counters.frames[pi][c ? 0 : 1]++;
     int rc = proto->decode(ctx, frame, len, srv->reports, PROTO_MAX_REPORTS, &n, &srv->reply);
     if (srv->reports[0].device_id[0]) /* also set by a malformed frame with a readable header */
         copy_id(device_id, srv->reports[0].device_id);
@@ -373,6 +397,7 @@ static void handle_frame(struct server *srv, struct conn *c, const struct proto_
                st_log_text(n ? srv->reports[0].msg_type : "", msg), hex);
     } else if (rc < 0) {
         snprintf(status, sizeof status, "malformed: %s", st_strerror(rc));
+        srv->counters.decode_errors[pi]++;
         char hex[65];
         st_log_hex(frame, len, 32, hex);
         /* The reply, if any, is the protocol's own error answer (HTTP 400, Wialon error codes). */
@@ -400,6 +425,7 @@ static void handle_frame(struct server *srv, struct conn *c, const struct proto_
         .recv_ms = recv_ms,
     };
     if (store_submit(srv->store, &f) == ST_EFULL) {
+        srv->counters.frames_refused++;
         st_log(ST_LOG_WARN,
                "event=frame_refused peer=%s device=%s reason=\"storage queue full\" "
                "action=\"no reply; the device resends\"",
@@ -578,6 +604,7 @@ static void on_connection(uv_stream_t *server, int status)
     }
     ++*per_ip;
     srv->n_conns++;
+    srv->counters.connections = srv->n_conns;
     uv_tcp_nodelay(&c->tcp, 1);
     c->last_rx_ms = uv_now(srv->loop);
     idle_push(srv, c);
@@ -678,6 +705,7 @@ int server_run(const struct st_config *cfg)
         .default_tz_min = cfg->default_tz_min,
         .model_tz = cfg->model_tz,
         .n_model_tz = cfg->n_model_tz,
+        .retention_interval_s = cfg->retention_interval_s,
         .notify = notify_committed,
         .notify_arg = &srv->committed,
     };
@@ -713,6 +741,8 @@ int server_run(const struct st_config *cfg)
                cfg->listen, cfg->port, uv_strerror(err));
         goto out;
     }
+    if (api_start(srv->loop, cfg, srv->store, &srv->counters, &srv->api))
+        goto out;
     uv_timer_init(srv->loop, &srv->dialect_timer);
     srv->dialect_timer.data = srv;
     uv_timer_start(&srv->dialect_timer, on_dialect_timer, 0, DIALECT_REFRESH_MS);
@@ -736,8 +766,10 @@ out:
         store_stop(srv->store);
         on_committed(&srv->committed);
     }
+    api_close(srv->api); /* its handles first: close_walk takes other TCP handles for devices */
     uv_walk(srv->loop, close_walk, srv);
     uv_run(srv->loop, UV_RUN_DEFAULT);
+    api_free(srv->api);
     store_close(srv->store);
     uv_loop_close(srv->loop);
     strmap_deinit(&srv->per_ip);

@@ -46,6 +46,37 @@ static const char *const migrations[] = {
     "  battery_pct INTEGER, lock_state TEXT, position_id INTEGER);",
     /* 2: the vendor variant a device's protocol is read in (JT/T 808: jointech / standard) */
     "ALTER TABLE devices ADD COLUMN dialect TEXT;",
+    /* 3: organisations, users, sessions, API tokens; devices belong to an organisation
+     * (no REFERENCES: SQLite cannot add a non-NULL-default foreign key column; the API
+     * refuses to delete an organisation that still has devices). Raw frames are found
+     * by arrival time for retention. */
+    "CREATE TABLE orgs ("
+    "  id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+    "  retention_positions_days INTEGER, retention_raw_days INTEGER,"
+    "  created_at INTEGER NOT NULL);"
+    "INSERT INTO orgs(id, name, created_at) VALUES(1, 'default', CAST(strftime('%s','now') AS INTEGER));"
+    "CREATE TABLE users ("
+    "  id INTEGER PRIMARY KEY,"
+    "  org_id INTEGER NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,"
+    "  name TEXT NOT NULL UNIQUE, password_hash TEXT NOT NULL,"
+    "  role TEXT NOT NULL CHECK (role IN ('admin', 'operator', 'viewer')),"
+    "  disabled INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL);"
+    "CREATE TABLE sessions ("
+    "  id INTEGER PRIMARY KEY,"
+    "  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  hash BLOB NOT NULL UNIQUE, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,"
+    "  peer TEXT);"
+    "CREATE TABLE api_tokens ("
+    "  id INTEGER PRIMARY KEY,"
+    "  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  name TEXT NOT NULL, prefix TEXT NOT NULL, hash BLOB NOT NULL UNIQUE,"
+    "  created_at INTEGER NOT NULL, last_used INTEGER, expires_at INTEGER, revoked_at INTEGER);"
+    "ALTER TABLE devices ADD COLUMN org_id INTEGER NOT NULL DEFAULT 1;"
+    "ALTER TABLE devices ADD COLUMN group_name TEXT;"
+    "ALTER TABLE devices ADD COLUMN notes TEXT;"
+    "CREATE INDEX devices_org ON devices(org_id, id);"
+    "DROP INDEX raw_frames_device;"
+    "CREATE INDEX raw_frames_device_time ON raw_frames(device_id, recv_time);",
 };
 
 int schema_version(void)

@@ -34,6 +34,7 @@ struct store_opts {
     int default_tz_min;      /* zone for device-local times when neither device nor model has one */
     const struct st_model_tz *model_tz; /* zone per device model (copied) */
     int n_model_tz;
+    int retention_interval_s; /* between retention passes (organisations' retention days) */
     void (*notify)(void *arg); /* writer thread: committed frames are ready to drain */
     void *notify_arg;
 };
@@ -68,8 +69,21 @@ struct store_done {
     const struct sockaddr *udp_peer; /* NULL for TCP */
     int result;                      /* enum store_result */
     const char *device_id;
+    int64_t device_row, org_id;      /* devices.id and its organisation; 0 when unknown */
     const uint8_t *reply;
     size_t reply_len;
+    const char *live;                /* Server-Sent Events text of the frame's reports, when */
+    size_t live_len;                 /* store_set_live(true); else live_len is 0 */
+};
+
+/** Commit timing for metrics: counts per upper bound of STORE_COMMIT_BUCKETS. */
+#define STORE_COMMIT_BUCKETS 9
+extern const double store_commit_bucket_s[STORE_COMMIT_BUCKETS];
+struct store_stats {
+    uint64_t commits, commit_failures;
+    uint64_t bucket[STORE_COMMIT_BUCKETS]; /* commits that took at most store_commit_bucket_s[i] */
+    double commit_seconds_sum;
+    uint64_t retention_positions, retention_raw; /* rows deleted by retention */
 };
 
 typedef void store_done_fn(void *arg, const struct store_done *done);
@@ -85,6 +99,17 @@ void store_drain(struct store *s, store_done_fn *fn, void *arg);
 
 /** Reports waiting for the writer (for logs and metrics). */
 size_t store_queue_depth(struct store *s);
+
+/** Copy the commit statistics (any thread). */
+void store_get_stats(struct store *s, struct store_stats *out);
+
+/** Have the writer render each committed frame's reports as live-stream text
+ *  (only worth it while somebody listens). Any thread. */
+void store_set_live(struct store *s, bool on);
+
+/** Devices were edited or deleted elsewhere (the API): the writer re-reads them
+ *  before its next transaction. Any thread. */
+void store_devices_changed(struct store *s);
 
 /** Commit what is queued and stop the writer; store_drain still delivers the
  *  committed frames afterwards. */

@@ -10,7 +10,9 @@
 #include "store.h"
 
 #include <netinet/in.h>
+#include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sqlite3.h>
 #include <string.h>
 
@@ -37,6 +39,8 @@ struct item {
     int64_t recv_ms;
     size_t first_report, n_reports; /* byte offset of the first in batch.reports, count */
     size_t raw_off, raw_len, reply_off, reply_len; /* into batch.bytes */
+    size_t live_off, live_len;                      /* into batch.bytes, by the writer */
+    int64_t device_row, org_id;
 };
 
 struct batch {
@@ -49,12 +53,17 @@ struct batch {
 };
 
 struct device_entry {
-    int64_t id;
+    int64_t id, org_id;
     int tz_min; /* the device's zone, else its model's, else the default */
 };
 
-#define DEVICE_CACHE_MS 60000
-#define SPARE_BATCHES 4 /* batches kept for reuse; more were only needed for a backlog */ /* re-read devices (zone, model) edited while the server runs */
+#define DEVICE_CACHE_MS 60000 /* re-read devices (zone, model) edited while the server runs */
+#define SPARE_BATCHES 4 /* batches kept for reuse; more were only needed for a backlog */
+#define RETENTION_BATCH 2000 /* rows per table per retention transaction */
+#define RETENTION_AGAIN_MS 100 /* pause between full retention batches: ingest goes first */
+
+const double store_commit_bucket_s[STORE_COMMIT_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                            0.05,  0.1,    0.25,  1.0};
 
 struct store {
     struct store_opts opts;
@@ -70,6 +79,8 @@ struct store {
     struct batch *done_head, *done_tail;
     struct batch *spare;
     size_t queued_reports;        /* in pending and full */
+    struct store_stats stats;     /* under lock */
+    atomic_bool live, devices_changed;
     /* writer-thread only */
     struct strmap device_ids;     /* uid → index into devices[] + 1 */
     struct device_entry *devices;
@@ -78,8 +89,9 @@ struct store {
     struct st_model_tz model_tz[ST_MODEL_TZ_MAX];
     struct strmap rejected_logged;
     struct buf json;
+    int64_t retention_next_ms;
     sqlite3_stmt *sel_device, *ins_device, *ins_raw, *ins_pos, *ins_event, *upsert_state,
-        *trim_raw;
+        *trim_raw, *sel_retention, *del_positions, *del_raw;
 };
 
 /* Bytes a waiting report takes in a batch: its fields and the used part of its attribute
@@ -191,6 +203,23 @@ int store_submit(struct store *s, const struct store_frame *f)
     return 0;
 }
 
+void store_get_stats(struct store *s, struct store_stats *out)
+{
+    pthread_mutex_lock(&s->lock);
+    *out = s->stats;
+    pthread_mutex_unlock(&s->lock);
+}
+
+void store_set_live(struct store *s, bool on)
+{
+    atomic_store(&s->live, on);
+}
+
+void store_devices_changed(struct store *s)
+{
+    atomic_store(&s->devices_changed, true);
+}
+
 size_t store_queue_depth(struct store *s)
 {
     pthread_mutex_lock(&s->lock);
@@ -215,8 +244,12 @@ void store_drain(struct store *s, store_done_fn *fn, void *arg)
                 .udp_peer = it->has_udp_peer ? (const struct sockaddr *)&it->udp_peer : NULL,
                 .result = it->result,
                 .device_id = it->device_id,
+                .device_row = it->device_row,
+                .org_id = it->org_id,
                 .reply = b->bytes.data + it->reply_off,
                 .reply_len = it->reply_len,
+                .live = (const char *)b->bytes.data + it->live_off,
+                .live_len = it->live_len,
             };
             fn(arg, &d);
         }
@@ -247,7 +280,8 @@ static int prepare(struct store *s, sqlite3_stmt **st, const char *sql)
 
 static int prepare_all(struct store *s)
 {
-    return prepare(s, &s->sel_device, "SELECT id, tz_offset_min, model FROM devices WHERE uid=?1") ||
+    return prepare(s, &s->sel_device,
+                   "SELECT id, tz_offset_min, model, org_id FROM devices WHERE uid=?1") ||
            prepare(s, &s->ins_device,
                    "INSERT INTO devices(uid, protocol, created_at) VALUES(?1, ?2, ?3) "
                    "ON CONFLICT(uid) DO NOTHING") ||
@@ -288,13 +322,27 @@ static int prepare_all(struct store *s)
                    "   AND excluded.position_id IS NOT NULL THEN excluded.course ELSE course END,"
                    " fix_time=CASE WHEN excluded.fix_time >= coalesce(fix_time, 0)"
                    "   AND excluded.position_id IS NOT NULL THEN excluded.fix_time ELSE fix_time END") ||
-           prepare(s, &s->trim_raw, "DELETE FROM raw_frames WHERE id <= ?1");
+           prepare(s, &s->trim_raw, "DELETE FROM raw_frames WHERE id <= ?1") ||
+           prepare(s, &s->sel_retention,
+                   "SELECT id, retention_positions_days, retention_raw_days FROM orgs"
+                   " WHERE retention_positions_days IS NOT NULL OR retention_raw_days IS NOT NULL") ||
+           /* per device, a range of the (device_id, time) index: no table scan */
+           prepare(s, &s->del_positions,
+                   "DELETE FROM positions WHERE id IN (SELECT p.id FROM devices d"
+                   " JOIN positions p ON p.device_id = d.id AND p.fix_time < ?2"
+                   " WHERE d.org_id = ?1 LIMIT ?3)") ||
+           prepare(s, &s->del_raw,
+                   "DELETE FROM raw_frames WHERE id IN (SELECT r.id FROM devices d"
+                   " JOIN raw_frames r ON r.device_id = d.id AND r.recv_time < ?2"
+                   " WHERE d.org_id = ?1 LIMIT ?3)");
 }
 
 static void finalize_all(struct store *s)
 {
-    sqlite3_stmt *all[] = {s->sel_device, s->ins_device, s->ins_raw, s->ins_pos,
-                           s->ins_event, s->upsert_state, s->trim_raw};
+    sqlite3_stmt *all[] = {s->sel_device,   s->ins_device,    s->ins_raw,
+                           s->ins_pos,      s->ins_event,     s->upsert_state,
+                           s->trim_raw,     s->sel_retention, s->del_positions,
+                           s->del_raw};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(all[i]);
 }
@@ -359,6 +407,7 @@ static int device_lookup(struct store *s, const char *uid, const char *protocol,
             }
             struct device_entry *e = &s->devices[s->n_devices];
             e->id = sqlite3_column_int64(s->sel_device, 0);
+            e->org_id = sqlite3_column_int64(s->sel_device, 3);
             e->tz_min = device_tz(s, s->sel_device);
             *strmap_put(&s->device_ids, uid, 0) = (int64_t)s->n_devices++;
             sqlite3_reset(s->sel_device);
@@ -493,6 +542,29 @@ static int write_report(struct store *s, const struct item *it, const struct dev
     return step_done(s, st);
 }
 
+/* The item's reports as Server-Sent Events, appended to the batch's bytes (offsets,
+ * not pointers, so growing the buffer is safe). */
+static void live_text(struct batch *b, struct item *it, struct report *r)
+{
+    size_t start = b->bytes.len;
+    for (size_t i = 0; i < it->n_reports; i++, r = report_next(r)) {
+        struct jsonw w;
+        buf_append_str(&b->bytes, "event: report\ndata: ");
+        jsonw_init(&w, &b->bytes);
+        jsonw_obj_begin(&w);
+        jsonw_key(&w, "device_id");
+        jsonw_int(&w, it->device_row);
+        jsonw_key(&w, "uid");
+        jsonw_str(&w, it->device_id);
+        jsonw_key(&w, "report");
+        report_json_write(&w, r);
+        jsonw_obj_end(&w);
+        buf_append_str(&b->bytes, "\n\n");
+    }
+    it->live_off = start;
+    it->live_len = b->bytes.len - start;
+}
+
 static int write_item(struct store *s, struct batch *b, struct item *it, int64_t *last_raw)
 {
     struct device_entry *dev = NULL;
@@ -535,12 +607,17 @@ static int write_item(struct store *s, struct batch *b, struct item *it, int64_t
             return ST_EIO;
         *last_raw = sqlite3_last_insert_rowid(s->db);
     }
+    it->device_row = dev ? dev->id : 0;
+    it->org_id = dev ? dev->org_id : 0;
+    it->live_len = 0;
     if (!dev)
         return 0;
     r = reps;
     for (size_t i = 0; i < it->n_reports; i++, r = report_next(r))
         if (write_report(s, it, dev, r, *last_raw))
             return ST_EIO;
+    if (atomic_load_explicit(&s->live, memory_order_relaxed))
+        live_text(b, it, reps);
     return 0;
 }
 
@@ -550,7 +627,7 @@ static int commit_batch(struct store *s, struct batch *b)
         return 0;
     int64_t last_raw = 0;
     int64_t now = st_now_ms();
-    if (now - s->cache_since_ms > DEVICE_CACHE_MS) {
+    if (now - s->cache_since_ms > DEVICE_CACHE_MS || atomic_exchange(&s->devices_changed, false)) {
         device_cache_clear(s);
         s->cache_since_ms = now;
     }
@@ -579,13 +656,107 @@ fail:
     return ST_EIO;
 }
 
+/* Delete up to RETENTION_BATCH rows of sql for one organisation; rows deleted or -1. */
+static int64_t retention_delete(struct store *s, sqlite3_stmt *st, int64_t org, int64_t before)
+{
+    sqlite3_bind_int64(st, 1, org);
+    sqlite3_bind_int64(st, 2, before);
+    sqlite3_bind_int(st, 3, RETENTION_BATCH);
+    if (step_done(s, st))
+        return -1;
+    return sqlite3_changes(s->db);
+}
+
+/* One retention pass: at most RETENTION_BATCH positions and raw frames per organisation,
+ * in one short transaction between ingest transactions. Returns true when rows remain. */
+static bool retention_step(struct store *s)
+{
+    int64_t now = st_now();
+    int64_t n_pos = 0, n_raw = 0;
+    bool more = false;
+    if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        goto fail;
+    while (sqlite3_step(s->sel_retention) == SQLITE_ROW) {
+        int64_t org = sqlite3_column_int64(s->sel_retention, 0);
+        for (int col = 1; col <= 2; col++) {
+            if (sqlite3_column_type(s->sel_retention, col) == SQLITE_NULL)
+                continue;
+            int64_t days = sqlite3_column_int64(s->sel_retention, col);
+            /* positions by fix time (seconds), raw frames by arrival (milliseconds) */
+            int64_t n = col == 1 ? retention_delete(s, s->del_positions, org, now - days * 86400)
+                                 : retention_delete(s, s->del_raw, org, (now - days * 86400) * 1000);
+            if (n < 0) {
+                sqlite3_reset(s->sel_retention);
+                goto fail;
+            }
+            more |= n == RETENTION_BATCH;
+            *(col == 1 ? &n_pos : &n_raw) += n;
+        }
+    }
+    sqlite3_reset(s->sel_retention);
+    if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        goto fail;
+    if (n_pos || n_raw) {
+        st_log(ST_LOG_INFO, "event=retention_deleted positions=%lld raw_frames=%lld",
+               (long long)n_pos, (long long)n_raw);
+        pthread_mutex_lock(&s->lock);
+        s->stats.retention_positions += (uint64_t)n_pos;
+        s->stats.retention_raw += (uint64_t)n_raw;
+        pthread_mutex_unlock(&s->lock);
+    }
+    return more;
+fail:
+    st_log(ST_LOG_ERROR, "event=retention_failed db=\"%s\" reason=\"%s\"", s->path,
+           sqlite3_errmsg(s->db));
+    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return false;
+}
+
+/* Run a retention pass when one is due; the writer holds no lock while it runs. */
+static void retention_maybe(struct store *s)
+{
+    if (s->opts.discard || s->opts.retention_interval_s <= 0)
+        return;
+    int64_t now = st_now_ms();
+    if (now < s->retention_next_ms)
+        return;
+    pthread_mutex_unlock(&s->lock);
+    bool more = retention_step(s);
+    pthread_mutex_lock(&s->lock);
+    s->retention_next_ms =
+        st_now_ms() + (more ? RETENTION_AGAIN_MS : (int64_t)s->opts.retention_interval_s * 1000);
+}
+
+static void record_commit(struct store *s, int rc, double seconds)
+{
+    s->stats.commits++;
+    if (rc)
+        s->stats.commit_failures++;
+    s->stats.commit_seconds_sum += seconds;
+    for (int i = 0; i < STORE_COMMIT_BUCKETS; i++)
+        if (seconds <= store_commit_bucket_s[i]) {
+            s->stats.bucket[i]++;
+            break;
+        }
+}
+
 static void *writer_main(void *arg)
 {
     struct store *s = arg;
     pthread_mutex_lock(&s->lock);
     for (;;) {
-        while (!s->stop && !s->full_head && s->pending->n_items == 0)
-            pthread_cond_wait(&s->wake, &s->lock);
+        retention_maybe(s);
+        while (!s->stop && !s->full_head && s->pending->n_items == 0) {
+            if (s->opts.retention_interval_s <= 0 || s->opts.discard) {
+                pthread_cond_wait(&s->wake, &s->lock);
+                continue;
+            }
+            int64_t due = s->retention_next_ms;
+            struct timespec until = {.tv_sec = (time_t)(due / 1000),
+                                     .tv_nsec = (long)(due % 1000) * 1000000};
+            if (pthread_cond_timedwait(&s->wake, &s->lock, &until) == ETIMEDOUT)
+                retention_maybe(s);
+        }
         if (!s->full_head && s->pending->n_items == 0 && s->stop)
             break;
         /* The oldest full batch, else everything queued while the previous commit was syncing. */
@@ -602,9 +773,13 @@ static void *writer_main(void *arg)
         s->queued_reports -= b->n_reports;
         pthread_mutex_unlock(&s->lock);
 
-        commit_batch(s, b);
+        int64_t t0 = st_monotonic_us();
+        int rc = commit_batch(s, b);
+        double took = (double)(st_monotonic_us() - t0) / 1e6;
 
         pthread_mutex_lock(&s->lock);
+        if (b->n_items && !s->opts.discard)
+            record_commit(s, rc, took);
         if (s->done_tail)
             s->done_tail->next = b;
         else
