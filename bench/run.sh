@@ -52,3 +52,6 @@ done
 
 # Side by side with npm peers (bench/peers/), when Node.js is installed.
 if command -v node >/dev/null; then ./bench/peers/run.sh "$build"; fi
+
+# HTTP API query latency over one million stored positions.
+python3 bench/api_query.py "$bin" 1000000
