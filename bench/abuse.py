@@ -219,7 +219,7 @@ def run_case(case):
     port = free_port()
     log_path = os.path.join(d, "server.log")
     log = open(log_path, "w")
-    srv = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1", "--port", str(port), "--db", d + "/abuse.db",
+    srv = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1", "--port", str(port), "--http-port", "0", "--db", d + "/abuse.db",
                             "--set", "max_conn_per_ip=100000"], stdin=subprocess.DEVNULL,
                            stdout=subprocess.DEVNULL, stderr=log)
     try:

@@ -34,7 +34,7 @@ for n in counts:
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
-    srv = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1", "--port", str(port), "--db", d + "/b.db",
+    srv = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1", "--port", str(port), "--http-port", "0", "--db", d + "/b.db",
                             "--set", "log_level=warn", "--set", "max_conn_per_ip=100000",
                             "--set", "max_connections=100000"], stderr=subprocess.DEVNULL)
     time.sleep(0.5)

@@ -30,7 +30,7 @@ for sync in full normal; do
     for transport in tcp udp; do
         dir=$(mktemp -d)
         port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-        "$bin" serve --listen 127.0.0.1 --port "$port" --db "$dir/bench.db" --set sync=$sync \
+        "$bin" serve --listen 127.0.0.1 --port "$port" --http-port 0 --db "$dir/bench.db" --set sync=$sync \
             --set log_level=warn 2>"$dir/server.log" &
         pid=$!
         sleep 0.5

@@ -216,7 +216,7 @@ async function runSealtrack(bin, store, kind, streams, sent, conns) {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'st-peers-'));
     const db = path.join(dir, 'bench.db');
     const port = await freePort();
-    const srv = spawn(bin, ['serve', '--listen', '127.0.0.1', '--port', String(port), '--db', db,
+    const srv = spawn(bin, ['serve', '--listen', '127.0.0.1', '--port', String(port), '--http-port', '0', '--db', db,
         '--set', `store=${store}`, '--set', 'log_level=warn'],
         { stdio: ['ignore', 'ignore', fs.openSync(path.join(dir, 'server.log'), 'w')] });
     await waitPort(port);

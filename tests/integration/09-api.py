@@ -505,6 +505,31 @@ def s_health_401():
     ck_err(request("GET", "/api/devices", headers={"Authorization": "Basic YWRtaW46eA=="}), 401, "Basic auth")
     ck_err(request("GET", "/api/devices", headers={"Cookie": "st_session=forged"}), 401, "forged cookie")
     ck_err(request("GET", "/api/devices", headers={"Cookie": "st_session="}), 401, "empty cookie")
+    # keep-alive: three requests on one connection; pipelining: two requests in one write, two answers in order
+    conn = http.client.HTTPConnection("127.0.0.1", HP, timeout=5)
+    try:
+        for path, want in (("/api/health", 200), ("/api/devices", 401), ("/api/health", 200)):
+            conn.request("GET", path)
+            r = conn.getresponse()
+            r.read()
+            ck(r.status == want, "keep-alive GET %s: want %d, got %d" % (path, want, r.status))
+    finally:
+        conn.close()
+    s = socket.create_connection(("127.0.0.1", HP), timeout=5)
+    s.sendall(b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\nGET /api/nothing HTTP/1.1\r\nHost: x\r\n"
+              b"Connection: close\r\n\r\n")
+    got = b""
+    while True:
+        try:
+            c = s.recv(65536)
+        except (socket.timeout, ConnectionResetError):
+            break
+        if not c:
+            break
+        got += c
+    s.close()
+    statuses = re.findall(rb"HTTP/1\.1 (\d{3})", got)
+    ck(statuses == [b"200", b"404"], "pipelined health + unknown route: answers %s" % statuses)
 
 
 # 2 ----------------------------------------------------------------------------------------------
@@ -626,6 +651,8 @@ def s_orgs_users():
     r = adb.get("/api/users?org_id=1")
     ck(r.status != 200 or all(u.get("org_id") == ob for u in (r.json or {}).get("users", [])),
        "admin-b sees org 1's users with ?org_id=1: %s" % r)
+    j = ok_json(adb.patch("/api/users/%s" % ids["viewer-b"], {"disabled": False}), 200, "org admin patches its user")
+    ck(j.get("name") == "viewer-b" and j.get("disabled") is False, "patched user: %s" % j)
     ck_err(adb.get("/api/users/%s" % ids["admin"]), 404, "org admin reads a user of org 1")
     ck_err(adb.patch("/api/users/%s" % ids["operator-a"], {"role": "viewer"}), 404, "org admin patches a user of org 1")
     ck_err(adb.delete("/api/users/%s" % ids["viewer-a"]), 404, "org admin deletes a user of org 1")
@@ -686,6 +713,15 @@ def s_tokens():
     ck(all(x.get("id") != oid for x in ok_json(adm.get("/api/tokens"), 200, "list").get("tokens", [])),
        "admin's list shows operator-a's token")
     ck_status(Client("opa-token", token=otok).get("/api/devices"), 200, "operator-a's token after the attempts")
+    # expiry: the rows say so, the next request is refused
+    j = ok_json(adm.post("/api/tokens", {"name": "old"}), (200, 201), "create a token to expire")
+    sql_write("UPDATE api_tokens SET expires_at=? WHERE id=?", int(time.time()) - 5, j.get("id"))
+    ck_err(Client("expired-token", token=j.get("token")).get("/api/session"), 401, "expired token")
+    r, c = login("viewer-a", "pw-viewer-a-123")
+    sql_write("UPDATE sessions SET expires_at=? WHERE id=(SELECT max(id) FROM sessions WHERE user_id=?)",
+              int(time.time()) - 5, S["ids"]["viewer-a"])  # the session just opened, not S["viewer-a"]'s
+    ck_err(Client("expired-session", cookie=c).get("/api/session"), 401, "expired session")
+    ck_status(S["viewer-a"].get("/api/session"), 200, "viewer-a's other session after one expired")
     # revoke
     ck_status(adm.delete("/api/tokens/%s" % tid), 204, "revoke token")
     ck_err(bearer.get("/api/session"), 401, "revoked token")
@@ -746,6 +782,11 @@ def s_devices():
            415, "form body")
     ck_err(op.post("/api/devices", raw='{"uid": "BAD-1"}', headers={"Content-Type": "text/plain"}), 415,
            "JSON body as text/plain")
+    j = ok_json(op.post("/api/devices", raw='{"uid": "CHARSET-1"}',
+                        headers={"Content-Type": "application/json; charset=utf-8"}), 201, "JSON with charset")
+    ck_status(op.delete("/api/devices/%s" % j.get("id")), 204, "delete CHARSET-1")
+    ck_err(vw.get("/api/devices?limit=1001"), 400, "device list limit=1001", "limit")
+    ck_err(vw.get("/api/devices?limit=0"), 400, "device list limit=0", "limit")
     ck(SRV.sql("SELECT count(*) FROM devices WHERE uid LIKE 'BAD-%'")[0][0] == 0, "a rejected device was stored")
     big = b'{"uid":"BIG-1","notes":"' + b"x" * (2 << 20) + b'"}'
     head = ("POST /api/devices HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n%sContent-Length: %d\r\n\r\n"
@@ -934,6 +975,13 @@ def s_data():
                "unlock event: %s" % e)
         if typ == "tamper" and evs:
             ck(evs[0].get("reason") == "rope_cut", "tamper event: %s" % evs[0])
+    j = ok_json(vw.get("/api/events?device=%s&from=%d&to=%s" % (a1, t[10] - 15, s2iso(t[19] + 15))), 200,
+                "events from/to")
+    want = SRV.sql("SELECT id FROM events WHERE device_id=? AND time>=? AND time<=? ORDER BY time, id",
+                   a1, t[10] - 15, t[19] + 15)
+    ck([e.get("id") for e in j.get("events", [])] == [w[0] for w in want],
+       "events from/to: %s, want ids %s" % ([e.get("id") for e in j.get("events", [])], [w[0] for w in want]))
+    ck_err(vw.get("/api/events?from=%d&to=%d" % (t[20], t[10])), 400, "events to before from", "to")
     j = ok_json(vw.get("/api/events?limit=1000"), 200, "all events of org A")
     n_org = SRV.sql("SELECT count(*) FROM events e JOIN devices d ON d.id=e.device_id WHERE d.org_id=1")[0][0]
     ck(len(j.get("events", [])) == n_org, "events of org A: %d, DB %d" % (len(j.get("events", [])), n_org))
@@ -1066,6 +1114,14 @@ def s_isolation():
         ck(False, "B1 GPX does not parse (%s): %s" % (e, r))
     j = ok_json(S["viewer-b"].get("/api/devices/%s/positions?format=geojson" % b1), 200, "B1 GeoJSON")
     ck(len(j.get("features", [])) == npb, "B1 GeoJSON features %d, want %d" % (len(j.get("features", [])), npb))
+    # a device that registers itself lands in organisation 1
+    SRV.sim("--id-base", "794300000201", "--devices", "1", "--reports", "2")
+    j = ok_json(S["viewer-a"].get("/api/devices?uid=794300000201"), 200, "viewer-a finds the auto-registered device")
+    auto = j.get("devices", [])
+    ck(len(auto) == 1 and auto[0].get("org_id") == 1 and auto[0].get("protocol") == "jt808",
+       "auto-registered device: %s" % j)
+    j = ok_json(S["viewer-b"].get("/api/devices?uid=794300000201"), 200, "viewer-b looks for it")
+    ck(j.get("devices") == [], "viewer-b sees the auto-registered device: %s" % j)
     # and org A does not see B1
     for c in (S["viewer-a"], S["operator-a"]):
         ck_err(c.get("/api/devices/%s" % b1), 404, "%s reads org B's device" % c.label)
@@ -1200,6 +1256,8 @@ def s_retention():
     j = ok_json(S["viewer-a"].get("/api/devices/%s/positions?from=2019-12-31T00:00:00Z&to=2020-01-02T00:00:00Z" % a3),
                 200, "A3 positions of 2020")
     ck(len(j.get("positions", [])) == 5, "A3's 2020 positions after org B's retention: %s" % j)
+    j = ok_json(S["viewer-a"].get("/api/devices/%s/positions" % a3), 200, "A3 positions, default range")
+    ck(j.get("positions") == [], "default range (last 24 h) shows 2020 positions: %s" % str(j)[:300])
     j = ok_json(S["admin"].patch("/api/orgs/%s" % ob, {"retention_positions_days": None}), 200, "retention null")
     ck(j.get("retention_positions_days") is None and j.get("retention_raw_days") == 30, "retention null: %s" % j)
 

@@ -73,6 +73,8 @@ class Server:
         # ST_SERVER_WRAP runs the server under a tool, e.g. "valgrind --error-exitcode=1 --leak-check=full"
         wrap = os.environ.get("ST_SERVER_WRAP", "").split()
         args = wrap + [BIN, "serve", "--listen", "127.0.0.1", "--port", str(self.port), "--db", self.db] + self.extra
+        if "--http-port" not in self.extra:  # the API only where a test asks for it (8080 may be taken)
+            args += ["--http-port", "0"]
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, text=True, errors="backslashreplace")
         ready = threading.Event()
