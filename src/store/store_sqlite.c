@@ -175,6 +175,8 @@ int store_submit(struct store *s, const struct store_frame *f)
                f->udp_peer->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
                                                   : sizeof(struct sockaddr_in));
     it->result = STORE_COMMITTED;
+    it->live_off = it->live_len = 0;
+    it->device_row = it->org_id = 0;
     it->protocol = f->protocol;
     it->transport = f->transport;
     copy_text(it->device_id, sizeof it->device_id, f->device_id);
@@ -248,7 +250,7 @@ void store_drain(struct store *s, store_done_fn *fn, void *arg)
                 .org_id = it->org_id,
                 .reply = b->bytes.data + it->reply_off,
                 .reply_len = it->reply_len,
-                .live = (const char *)b->bytes.data + it->live_off,
+                .live = it->live_len ? (const char *)b->bytes.data + it->live_off : NULL,
                 .live_len = it->live_len,
             };
             fn(arg, &d);
