@@ -457,12 +457,12 @@ struct store *api_store(struct api *a)
     return a->store;
 }
 
-void api_device_json(struct api_call *c, struct jsonw *w, sqlite3_stmt *st)
+void api_device_json(struct api_call *c, struct jsonw *w, sqlite3_stmt *st, bool as_event)
 {
     static const char *const fields[] = {"name", "model", "asset", "group", "notes", "protocol",
                                          "dialect"};
     jsonw_obj_begin(w);
-    api_col_int(w, "id", st, 0);
+    api_col_int(w, as_event ? "device_id" : "id", st, 0);
     api_col_str(w, "uid", st, 1);
     api_col_int(w, "org_id", st, 2);
     for (int i = 0; i < 7; i++)
@@ -740,7 +740,7 @@ static void stream_snapshot(struct api_call *c)
         struct jsonw w;
         buf_append_str(&c->body, "event: state\ndata: ");
         jsonw_init(&w, &c->body);
-        api_device_json(c, &w, st);
+        api_device_json(c, &w, st, true);
         buf_append_str(&c->body, "\n\n");
     }
     sqlite3_finalize(st);
@@ -996,8 +996,6 @@ int api_start(uv_loop_t *loop, const struct st_config *cfg, struct store *store,
     uv_timer_init(loop, &a->ping);
     a->ping.data = a;
     uv_timer_start(&a->ping, on_ping, PING_MS, PING_MS);
-    st_log(ST_LOG_INFO, "event=http_listening listen=%s port=%d", cfg->http_listen,
-           http_server_port(a->http));
     *out = a;
     return 0;
 }

@@ -114,13 +114,14 @@ bool api_device_connected(struct api *a, const char *uid);
 /** The store, to tell the writer that devices changed. */
 struct store *api_store(struct api *a);
 
-/** Write one device object (the columns of API_DEVICE_COLUMNS at col 0…). */
+/** Write one device object (the columns of API_DEVICE_COLUMNS at col 0…); as_event names
+ *  its id "device_id", as the live stream's events do. */
 #define API_DEVICE_COLUMNS                                                                       \
     "d.id, d.uid, d.org_id, d.name, d.model, d.asset, d.group_name, d.notes, d.protocol,"       \
     " d.dialect, d.tz_offset_min, d.created_at, s.last_seen, s.protocol, s.transport,"          \
     " s.fix_time, s.valid, s.lat, s.lon, s.speed_kmh, s.course, s.battery_pct, s.lock_state"
 #define API_DEVICE_FROM " FROM devices d LEFT JOIN device_state s ON s.device_id = d.id"
-void api_device_json(struct api_call *c, struct jsonw *w, sqlite3_stmt *st);
+void api_device_json(struct api_call *c, struct jsonw *w, sqlite3_stmt *st, bool as_event);
 
 /* Route handlers (routes_*.c). */
 api_handler_fn api_session_create, api_session_get, api_session_delete;

@@ -742,6 +742,8 @@ static int on_headers_complete(llhttp_t *p)
         return -1;
     if (llhttp_get_upgrade(p))
         return refuse(p, 400, NULL, "protocol upgrade not supported");
+    if (llhttp_get_http_major(p) != 1) /* llhttp lets HTTP/0.9 request lines through */
+        return refuse(p, 400, NULL, "HTTP/1.0 or HTTP/1.1 request line required");
     if ((p->flags & F_CONTENT_LENGTH) && p->content_length > c->srv->opts.max_body)
         return refuse(p, 413, NULL, "request body too large");
     if (request_head_finish(p, ex))

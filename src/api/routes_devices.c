@@ -79,7 +79,7 @@ static void answer_device(struct api_call *c, int64_t id, int status)
     if (sqlite3_step(st) == SQLITE_ROW) {
         struct jsonw w;
         api_json_begin(c, status, &w);
-        api_device_json(c, &w, st);
+        api_device_json(c, &w, st, false);
     } else
         api_error(c, 404, NULL, "no such device");
     sqlite3_finalize(st);
@@ -168,7 +168,7 @@ void api_devices_list(struct api_call *c)
             break;
         }
         last = sqlite3_column_int64(st, 0);
-        api_device_json(c, &w, st);
+        api_device_json(c, &w, st, false);
     }
     jsonw_arr_end(&w);
     jsonw_key(&w, "next");
@@ -183,15 +183,22 @@ void api_devices_list(struct api_call *c)
     sqlite3_finalize(st);
 }
 
+/* Get and update: an administrator of organisation 1 may address any device by id (to place
+ * it in its organisation and to move it back); everybody else only their organisation's. */
+static bool device_addressable(struct api_call *c)
+{
+    return c->who.system_admin || api_device_visible(c, c->id, NULL, 0);
+}
+
 void api_devices_get(struct api_call *c)
 {
-    if (api_device_visible(c, c->id, NULL, 0))
+    if (device_addressable(c))
         answer_device(c, c->id, 200);
 }
 
 void api_devices_update(struct api_call *c)
 {
-    if (!api_device_visible(c, c->id, NULL, 0) || api_body(c, device_keys))
+    if (!device_addressable(c) || api_body(c, device_keys))
         return;
     if (json_object_get(c->in, "uid")) {
         api_error(c, 400, "uid", "the uid cannot change; create another device");

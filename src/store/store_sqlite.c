@@ -91,7 +91,7 @@ struct store {
     struct buf json;
     int64_t retention_next_ms;
     sqlite3_stmt *sel_device, *ins_device, *ins_raw, *ins_pos, *ins_event, *upsert_state,
-        *trim_raw, *sel_retention, *del_positions, *del_raw;
+        *trim_raw, *sel_retention, *del_positions, *del_raw, *set_protocol;
 };
 
 /* Bytes a waiting report takes in a batch: its fields and the used part of its attribute
@@ -283,7 +283,9 @@ static int prepare(struct store *s, sqlite3_stmt **st, const char *sql)
 static int prepare_all(struct store *s)
 {
     return prepare(s, &s->sel_device,
-                   "SELECT id, tz_offset_min, model, org_id FROM devices WHERE uid=?1") ||
+                   "SELECT id, tz_offset_min, model, org_id, protocol FROM devices WHERE uid=?1") ||
+           prepare(s, &s->set_protocol,
+                   "UPDATE devices SET protocol=?2 WHERE id=?1 AND protocol IS NULL") ||
            prepare(s, &s->ins_device,
                    "INSERT INTO devices(uid, protocol, created_at) VALUES(?1, ?2, ?3) "
                    "ON CONFLICT(uid) DO NOTHING") ||
@@ -344,7 +346,7 @@ static void finalize_all(struct store *s)
     sqlite3_stmt *all[] = {s->sel_device,   s->ins_device,    s->ins_raw,
                            s->ins_pos,      s->ins_event,     s->upsert_state,
                            s->trim_raw,     s->sel_retention, s->del_positions,
-                           s->del_raw};
+                           s->del_raw,      s->set_protocol};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(all[i]);
 }
@@ -410,9 +412,16 @@ static int device_lookup(struct store *s, const char *uid, const char *protocol,
             struct device_entry *e = &s->devices[s->n_devices];
             e->id = sqlite3_column_int64(s->sel_device, 0);
             e->org_id = sqlite3_column_int64(s->sel_device, 3);
+            bool no_protocol = sqlite3_column_type(s->sel_device, 4) == SQLITE_NULL;
             e->tz_min = device_tz(s, s->sel_device);
             *strmap_put(&s->device_ids, uid, 0) = (int64_t)s->n_devices++;
             sqlite3_reset(s->sel_device);
+            if (no_protocol) { /* added by the API or the CLI before its first frame */
+                sqlite3_bind_int64(s->set_protocol, 1, e->id);
+                sqlite3_bind_text(s->set_protocol, 2, protocol, -1, SQLITE_STATIC);
+                if (step_done(s, s->set_protocol))
+                    return ST_EIO;
+            }
             *out = e;
             return 0;
         }

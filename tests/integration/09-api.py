@@ -585,7 +585,7 @@ def s_orgs_users():
     ck(any(o.get("id") == 1 and o.get("name") == "default" and "retention_positions_days" in o for o in orgs),
        "org 1 'default' not listed: %s" % j)
     r = adm.post("/api/orgs", {"name": "org-b"})
-    j = ok_json(r, (200, 201), "create org B")
+    j = ok_json(r, 201, "create org B")
     ck(j.get("name") == "org-b" and isinstance(j.get("id"), int) and j.get("retention_positions_days") is None
        and j.get("retention_raw_days") is None and is_iso(j.get("created_at")), "org B answer: %s" % r)
     S["org_b"] = ob = j.get("id")
@@ -600,7 +600,7 @@ def s_orgs_users():
         if org is not None:
             body["org_id"] = org
         r = client.post("/api/users", body)
-        j = ok_json(r, (200, 201), what or "create user " + name)
+        j = ok_json(r, 201, what or "create user " + name)
         ck(j.get("name") == name and j.get("role") == role and j.get("disabled") is False
            and isinstance(j.get("id"), int) and "password" not in r.text, "user answer: %s" % r)
         return j
@@ -673,7 +673,7 @@ def s_orgs_users():
 def s_tokens():
     adm, opa = S["admin"], S["operator-a"]
     r = adm.post("/api/tokens", {"name": "ci"})
-    j = ok_json(r, (200, 201), "create token")
+    j = ok_json(r, 201, "create token")
     tok = j.get("token", "")
     ck(isinstance(tok, str) and tok.startswith("st_") and len(tok) >= 24, "token value: %s" % r)
     ck(isinstance(j.get("prefix"), str) and tok.startswith(j.get("prefix", "-")) and len(j["prefix"]) < len(tok)
@@ -697,7 +697,7 @@ def s_tokens():
     t = [x for x in j.get("tokens", []) if x.get("id") == tid]
     ck(t and is_iso(t[0].get("last_used")), "last_used not set after use: %s" % t)
     r = adm.post("/api/tokens", {"name": "short", "expires_days": 1})
-    j = ok_json(r, (200, 201), "create token with expires_days")
+    j = ok_json(r, 201, "create token with expires_days")
     exp = j.get("expires_at")
     ck(is_iso(exp) and abs(iso2s(exp) - (time.time() + 86400)) < 120, "expires_at of a 1-day token: %s" % r)
     ck_err(adm.post("/api/tokens", {"name": 5}), 400, "token name of wrong type", "name")
@@ -705,7 +705,7 @@ def s_tokens():
     ck_err(adm.post("/api/tokens", {"name": "x", "expires_days": "soon"}), 400, "expires_days of wrong type",
            "expires_days")
     # another user's token: 404 for revocation, never listed
-    j = ok_json(opa.post("/api/tokens", {"name": "ops"}), (200, 201), "operator-a creates a token")
+    j = ok_json(opa.post("/api/tokens", {"name": "ops"}), 201, "operator-a creates a token")
     otok, oid = j.get("token"), j.get("id")
     S["operator-a-token"] = otok
     ck_err(adm.delete("/api/tokens/%s" % oid), 404, "admin revokes operator-a's token")
@@ -714,7 +714,7 @@ def s_tokens():
        "admin's list shows operator-a's token")
     ck_status(Client("opa-token", token=otok).get("/api/devices"), 200, "operator-a's token after the attempts")
     # expiry: the rows say so, the next request is refused
-    j = ok_json(adm.post("/api/tokens", {"name": "old"}), (200, 201), "create a token to expire")
+    j = ok_json(adm.post("/api/tokens", {"name": "old"}), 201, "create a token to expire")
     sql_write("UPDATE api_tokens SET expires_at=? WHERE id=?", int(time.time()) - 5, j.get("id"))
     ck_err(Client("expired-token", token=j.get("token")).get("/api/session"), 401, "expired token")
     r, c = login("viewer-a", "pw-viewer-a-123")
@@ -751,7 +751,8 @@ def s_devices():
     j = ok_json(vw.get("/api/devices?uid=CRUD-0001"), 200, "list ?uid=")
     ck([d.get("id") for d in j.get("devices", [])] == [did] and j.get("next") is None, "list ?uid=: %s" % j)
     j = ok_json(vw.get("/api/devices?group=north"), 200, "list ?group=")
-    ck(did in [d.get("id") for d in j.get("devices", [])] and all(d.get("group") == "north" for d in j.get("devices", [])),
+    ck(did in [d.get("id") for d in j.get("devices", [])]
+       and all(d.get("group") == "north" for d in j.get("devices", [])),
        "list ?group=north: %s" % j)
     r = op.patch("/api/devices/%s" % did, {"name": "Trailer 8", "group": "south", "notes": None})
     j = ok_json(r, 200, "patch device")
@@ -1024,7 +1025,8 @@ def s_data():
             coords += g.get("coordinates", [])
         elif g.get("type") == "Point":
             coords.append(g.get("coordinates"))
-    ck(len(coords) == len(db) and coords and abs(coords[0][0] - db[0][3]) < 1e-6 and abs(coords[0][1] - db[0][2]) < 1e-6,
+    ck(len(coords) == len(db) and coords and abs(coords[0][0] - db[0][3]) < 1e-6
+       and abs(coords[0][1] - db[0][2]) < 1e-6,
        "route GeoJSON: %d coordinates, want %d [lon,lat]: %s" % (len(coords), len(db), r))
     r = vw.get("/api/devices/%s/reports/route?format=csv" % a1)
     ck_status(r, 200, "route CSV")
@@ -1043,10 +1045,11 @@ def s_data():
            "trip %s; want %s..%s, %.0f m" % (tr, s2iso(t[0]), s2iso(t[-1]), dist))
     j = ok_json(vw.get("/api/devices/%s/reports/stops" % a1), 200, "stops")
     ck(j.get("device") == u1 and j.get("stops") == [], "stops of a drive without stops: %s" % j)
-    j = ok_json(vw.get("/api/devices/%s/reports/stops?stop_speed_kmh=100&min_stop_s=60" % a1), 200, "stops < 100 km/h")
+    slow = "stop_speed_kmh=100&min_stop_s=60&min_trip_m=100000"  # the whole drive is one stop
+    j = ok_json(vw.get("/api/devices/%s/reports/stops?%s" % (a1, slow)), 200, "stops < 100 km/h")
     sp = j.get("stops", [])
     ck(len(sp) == 1 and sp[0].get("duration_s") == t[-1] - t[0], "stops with stop_speed_kmh=100: %s" % j)
-    j = ok_json(vw.get("/api/devices/%s/reports/trips?stop_speed_kmh=100&min_stop_s=60" % a1), 200,
+    j = ok_json(vw.get("/api/devices/%s/reports/trips?%s" % (a1, slow)), 200,
                 "trips < 100 km/h")
     ck(j.get("trips") == [], "trips with stop_speed_kmh=100 (all stopped): %s" % j)
     r = vw.get("/api/devices/%s/reports/trips?format=csv" % a1)
@@ -1092,13 +1095,16 @@ def s_isolation():
     evs = j.get("events", [])
     nb = SRV.sql("SELECT count(*) FROM events WHERE device_id=?", b1)[0][0]
     ck(len(evs) == nb and all(dev_ref_ok(e.get("device"), b1, ub1) for e in evs),
-       "viewer-b's events: %d (devices %s), want %d of B1" % (len(evs), sorted({str(e.get("device")) for e in evs}), nb))
+       "viewer-b's events: %d (devices %s), want %d of B1"
+       % (len(evs), sorted({str(e.get("device")) for e in evs}), nb))
     j = ok_json(S["viewer-b"].get("/api/events?type=unlock"), 200, "viewer-b unlock events")
-    ck(all(dev_ref_ok(e.get("device"), b1, ub1) for e in j.get("events", [])), "viewer-b sees unlocks of others: %s" % j)
+    ck(all(dev_ref_ok(e.get("device"), b1, ub1) for e in j.get("events", [])),
+       "viewer-b sees unlocks of others: %s" % j)
     r = S["viewer-b"].get("/api/events?format=csv&limit=1000")
     ck_status(r, 200, "viewer-b events CSV")
     rows = list(csv.DictReader(io.StringIO(r.text)))
-    ck(len(rows) == nb and all(dev_ref_ok(x.get("device"), b1, ub1) for x in rows), "viewer-b events CSV: %d rows" % len(rows))
+    ck(len(rows) == nb and all(dev_ref_ok(x.get("device"), b1, ub1) for x in rows),
+       "viewer-b events CSV: %d rows" % len(rows))
     npb = SRV.sql("SELECT count(*) FROM positions WHERE device_id=?", b1)[0][0]
     r = S["viewer-b"].get("/api/devices/%s/positions?format=csv" % b1)
     rows = list(csv.DictReader(io.StringIO(r.text)))
@@ -1145,7 +1151,8 @@ def s_stream():
         ck(states and all("device_id" in e[2] for e in states),
            "state events without \"device_id\" (docs/api.md: {\"device_id\":3,\"uid\":…}): %s" % states[:1])
         got = [sid(e[2]) for e in states]
-        ck(sorted(got, key=str) == sorted(org_a), "initial state events of org A: %s, want %s" % (got, sorted(org_a)))
+        ck(sorted(got, key=str) == sorted(org_a, key=str),
+           "initial state events of org A: %s, want %s" % (got, sorted(org_a)))
         s1 = [e[2] for e in states if sid(e[2]) == a1]
         lat = s1 and (s1[0].get("lat") if "lat" in s1[0] else (s1[0].get("state") or {}).get("lat"))
         ck(s1 and s1[0].get("uid") == u1 and s1[0].get("name") == "A1"
@@ -1154,14 +1161,16 @@ def s_stream():
         ck(gotb == [b1], "initial state events of org B: %s, want [%s]" % (gotb, b1))
         r = S["admin"].get("/metrics")
         mm = re.search(r"(?m)^sealtrack_live_subscribers(?:\{\})? (\d+)", r.text)
-        ck(mm and int(mm.group(1)) >= 2, "sealtrack_live_subscribers with two streams open: %s" % (mm.group(0) if mm else r))
+        ck(mm and int(mm.group(1)) >= 2,
+           "sealtrack_live_subscribers with two streams open: %s" % (mm.group(0) if mm else r))
         # a short run of A1
         t0 = time.time()
         box = {}
 
         def run():
             box["r"] = subprocess.run([BIN, "sim", "--host", "127.0.0.1", "--port", str(SRV.port), "--id-base",
-                                       u1, "--devices", "1", "--reports", "3"], capture_output=True, text=True, timeout=60)
+                                       u1, "--devices", "1", "--reports", "3"],
+                                      capture_output=True, text=True, timeout=60)
         th = threading.Thread(target=run)
         th.start()
         first = sa.wait(lambda e: e[1] == "report" and sid(e[2]) == a1, 5)
@@ -1172,7 +1181,8 @@ def s_stream():
             lat = first[0] - t0
             print("  live stream: first report event %.0f ms after the sim started" % (lat * 1000))
             ck(lat < 2.0, "first report event %.2f s after the sim started (want < 2 s)" % lat)
-            ck(first[2].get("uid") == u1 and isinstance(first[2].get("report"), dict), "first report event: %s" % first[2])
+            ck(first[2].get("uid") == u1 and isinstance(first[2].get("report"), dict),
+               "first report event: %s" % first[2])
         gone = sa.wait(lambda e: e[1] == "status" and sid(e[2]) == a1 and e[2].get("connected") is False, 3)
         ck(gone is not None, "no status connected:false event for A1 after the sim left")
         reps = [e for e in sa.parsed("report") if sid(e[2]) == a1
@@ -1218,8 +1228,8 @@ def s_retention():
         return {"b_old": SRV.sql(con_q % ("=?", "<"), ob, old)[0][0],
                 "b_new": SRV.sql(con_q % ("=?", ">="), ob, old)[0][0],
                 "a_old": SRV.sql(con_q % ("<>?", "<"), ob, old)[0][0],
-                "a_all": SRV.sql("SELECT count(*) FROM positions p JOIN devices d ON d.id=p.device_id WHERE d.org_id<>?",
-                                 ob)[0][0],
+                "a_all": SRV.sql("SELECT count(*) FROM positions p JOIN devices d ON d.id=p.device_id"
+                                 " WHERE d.org_id<>?", ob)[0][0],
                 "b_raw_old": SRV.sql("SELECT count(*) FROM raw_frames r JOIN devices d ON d.id=r.device_id"
                                      " WHERE d.org_id=? AND r.recv_time<?", ob, old)[0][0],
                 "b_raw_new": SRV.sql("SELECT count(*) FROM raw_frames r JOIN devices d ON d.id=r.device_id"
@@ -1260,6 +1270,12 @@ def s_retention():
     ck(j.get("positions") == [], "default range (last 24 h) shows 2020 positions: %s" % str(j)[:300])
     j = ok_json(S["admin"].patch("/api/orgs/%s" % ob, {"retention_positions_days": None}), 200, "retention null")
     ck(j.get("retention_positions_days") is None and j.get("retention_raw_days") == 30, "retention null: %s" % j)
+    # deleting a device deletes its positions, events and raw frames
+    ck_status(S["operator-a"].delete("/api/devices/%s" % a3), 204, "delete A3 with its data")
+    left = {t: SRV.sql("SELECT count(*) FROM %s WHERE device_id=?" % t, a3)[0][0]
+            for t in ("positions", "events", "raw_frames", "device_state")}
+    ck(not any(left.values()), "rows of the deleted device A3 remain: %s" % left)
+    del S["dev"]["A3"]
 
 
 # 10 ---------------------------------------------------------------------------------------------
@@ -1352,6 +1368,35 @@ def s_bad_input():
         ck(0 < r.status < 500, "HTTP-level garbage: want 4xx, got %s" % r)
         ck_err(r, want, "HTTP-level garbage")
     print("  %d malformed requests in %.1f s" % (len(cases) + len(raw_cases), time.time() - t0))
+    # API reads and a login while devices report: every answer right, every device reply in time
+    statuses, lock, done = [], threading.Lock(), threading.Event()
+
+    def reader(k):
+        i = 0
+        while i < 15 or not done.is_set():
+            i += 1
+            path = ("/api/devices/%s/positions?format=csv&limit=1000" % a1, "/api/events?limit=1000",
+                    "/api/devices")[i % 3]
+            r = S["viewer-a"].get(path)
+            with lock:
+                statuses.append((r.status, path))
+        if k == 0:
+            r, _ = login("viewer-a", "pw-viewer-a-123")
+            with lock:
+                statuses.append((r.status, "login"))
+    threads = [threading.Thread(target=reader, args=(k,)) for k in range(8)]
+    t0 = time.time()
+    for th in threads:
+        th.start()
+    rc, summ, err = SRV.sim("--id-base", "794300000301", "--devices", "5", "--reports", "60", "--interval-ms", "10")
+    done.set()
+    for th in threads:
+        th.join(60)
+    bad = [x for x in statuses if x[0] != 200]
+    ck(len(statuses) >= 8 * 15 + 1 and not bad, "concurrent API answers: %d, not 200: %s" % (len(statuses), bad[:5]))
+    ck(summ.get("replies_missing") == 0 and summ.get("replies_wrong") == 0, "sim during API load: %s" % summ)
+    print("  %d API requests beside 5 x 60 device reports in %.1f s; device reply p99 %.1f ms"
+          % (len(statuses), time.time() - t0, summ.get("latency_ms_p99", -1)))
     r = request("GET", "/api/health")
     ck_status(r, 200, "health after the malformed requests")
     ck_status(S["viewer-a"].get("/api/devices/%s" % a1), 200, "devices after the malformed requests")
@@ -1387,7 +1432,7 @@ def s_roles():
     ck_err(vw.delete("/api/devices/%s" % a1), 403, "viewer deletes a device")
     ck(SRV.sql("SELECT role FROM users WHERE id=?", ids["viewer-a"]) == [("viewer",)], "viewer-a's role changed")
     # what a viewer may do for itself
-    j = ok_json(vw.post("/api/tokens", {"name": "mine"}), (200, 201), "viewer creates a token")
+    j = ok_json(vw.post("/api/tokens", {"name": "mine"}), 201, "viewer creates a token")
     ck_status(Client("viewer-token", token=j.get("token")).get("/api/devices"), 200, "viewer's token")
     ck_err(Client("viewer-token", token=j.get("token")).post("/api/devices", {"uid": "V-2"}), 403,
            "viewer's token writes")
@@ -1408,7 +1453,7 @@ def s_roles():
     users = {}
     for name in ("tmp-disabled", "tmp-pw", "tmp-del"):
         j = ok_json(adm.post("/api/users", {"name": name, "password": "pw-%s-1" % name, "role": "operator"}),
-                    (200, 201), "create " + name)
+                    201, "create " + name)
         uid = j.get("id")
         r, c = login(name, "pw-%s-1" % name)
         ck_status(r, 200, "login " + name)
@@ -1441,10 +1486,13 @@ def s_roles():
     ck_err(adm.delete("/api/users/%s" % ids["admin"]), 409, "admin deletes itself")
     ck_err(adb.delete("/api/users/%s" % ids["admin-b"]), 409, "admin-b deletes itself")
     # organisations: delete rules, moving a device
+    j = ok_json(adm.patch("/api/orgs/%s" % S["org_b"], {"name": "org-b2"}), 200, "system admin renames org B")
+    ck(j.get("name") == "org-b2", "renamed org: %s" % j)
+    ck_err(adm.patch("/api/orgs/%s" % S["org_b"], {"name": "default"}), 409, "rename org B to an existing name")
     ck_err(adm.delete("/api/orgs/1"), 409, "delete org 1")
     ck_err(adm.delete("/api/orgs/%s" % S["org_b"]), 409, "delete org B with devices and users")
     ck_err(adb.delete("/api/orgs/%s" % S["org_b"]), 403, "org admin deletes its org")
-    j = ok_json(adm.post("/api/orgs", {"name": "org-c", "retention_positions_days": 7}), (200, 201), "create org C")
+    j = ok_json(adm.post("/api/orgs", {"name": "org-c", "retention_positions_days": 7}), 201, "create org C")
     oc = j.get("id")
     ck(j.get("retention_positions_days") == 7, "org C retention: %s" % j)
     ck_status(adm.delete("/api/orgs/%s" % oc), 204, "delete empty org C")
@@ -1461,7 +1509,7 @@ def s_roles():
 # 12 ---------------------------------------------------------------------------------------------
 def s_rate_limit():
     adm = S["admin"]
-    ok_json(adm.post("/api/users", {"name": "throwaway", "password": "pw-throwaway-1", "role": "viewer"}), (200, 201),
+    ok_json(adm.post("/api/users", {"name": "throwaway", "password": "pw-throwaway-1", "role": "viewer"}), 201,
             "create throwaway")
     # per user name: one failure from each of five addresses, then the sixth attempt (any address) is 429
     for i in range(5):
@@ -1483,6 +1531,13 @@ def s_rate_limit():
     ck(r.h("retry-after") is not None, "429 without Retry-After: %s" % r)
     r, c = login("admin", ADMIN_PW, source="127.0.0.10")
     ck_status(r, 200, "admin from another address")
+    # a success does not reset the address counter: 4 failures, a success, 1 failure -> locked
+    for i in range(4):
+        ck_err(login("ghost-x%d" % i, "wrong", source="127.0.0.11")[0], 401, "ghost-x%d from 127.0.0.11" % i)
+    ck_status(login("viewer-b", "pw-viewer-b-123", source="127.0.0.11")[0], 200, "a success from 127.0.0.11")
+    ck_err(login("ghost-y", "wrong", source="127.0.0.11")[0], 401, "5th failure from 127.0.0.11")
+    ck_err(login("viewer-b", "pw-viewer-b-123", source="127.0.0.11")[0], 429,
+           "after 5 failures with a success among them (the success does not reset the address counter)")
     ck_status(adm.get("/api/session"), 200, "existing sessions keep working")
 
 
