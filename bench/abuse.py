@@ -12,6 +12,10 @@ abuse starts, and once it is in place `sim` runs RUNS times again. Cases (each a
   oversized   2 connections sending 6 KiB frames without an end again and again (reconnecting)
   nonreader   1 device sending JT/T 808 heartbeats as fast as it can, never reading its replies
               (reconnecting when disconnected)
+  api         4 HTTP API clients asking back to back for the heaviest answers (CSV export of
+              every stored position of a device, its trips report, the events of all devices,
+              the device list), and 1 client sending wrong passwords as fast as it can (argon2id
+              until the failed-login limit answers 429)
   all         everything above at once
 
 Per case: baseline and under-abuse p50/p99 (median over the runs; the worst p99 too), the ratio,
@@ -19,6 +23,7 @@ the server's log lines by event and conn_closed by reason, its CPU seconds durin
 its RSS (current and peak) from /proc. Prints figures; asserts nothing.
 Environment: RUNS (default 5), SETTLE (seconds of abuse before measuring, default 2).
 """
+import http.client
 import json
 import multiprocessing as mp
 import os
@@ -35,7 +40,7 @@ import time
 from collections import Counter
 
 BIN = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else "build-release/sealtrack"
-CASES = sys.argv[2:] or ["slowloris", "idle", "garbage", "oversized", "nonreader", "all"]
+CASES = sys.argv[2:] or ["slowloris", "idle", "garbage", "oversized", "nonreader", "api", "all"]
 RUNS = int(os.environ.get("RUNS", "5"))
 SETTLE = float(os.environ.get("SETTLE", "2"))
 HZ = os.sysconf("SC_CLK_TCK")
@@ -179,8 +184,54 @@ def nonreader(port, ready, stop, stats):
     stats["nonreader"] = "%d connections, %d heartbeats sent" % (conns, sent * 1000 // len(frames))
 
 
+API_PASSWORD = "abuse-password"
+
+
+def api_get_loop(hport, stop, stats, k, paths):
+    conn = http.client.HTTPConnection("127.0.0.1", hport, timeout=60)
+    conn.request("POST", "/api/session", json.dumps({"name": "abuse", "password": API_PASSWORD}),
+                 {"Content-Type": "application/json"})
+    r = conn.getresponse()
+    r.read()
+    cookie = {"Cookie": r.getheader("Set-Cookie").split(";")[0]}
+    n = size = 0
+    codes = Counter()
+    while not stop.is_set():
+        conn.request("GET", paths[n % len(paths)], headers=cookie)
+        r = conn.getresponse()
+        size += len(r.read())
+        codes[r.status] += 1
+        n += 1
+    stats["api%d" % k] = "%d requests, %.0f MiB, %s" % (n, size / 1048576.0, dict(codes))
+
+
+def api_bad_logins(hport, stop, stats):
+    conn = http.client.HTTPConnection("127.0.0.1", hport, timeout=60)
+    codes = Counter()
+    while not stop.is_set():
+        conn.request("POST", "/api/session", json.dumps({"name": "abuse", "password": "wrong"}),
+                     {"Content-Type": "application/json"})
+        r = conn.getresponse()
+        r.read()
+        codes[r.status] += 1
+    stats["api_bad_logins"] = dict(codes)
+
+
+def api(port, ready, stop, stats, hport=None):
+    paths = ["/api/devices/1/positions?format=csv&limit=100000&from=0",
+             "/api/devices/2/reports/trips?from=0", "/api/events?from=0&limit=1000", "/api/devices"]
+    procs = [mp.Process(target=api_get_loop, args=(hport, stop, stats, k, paths[k:] + paths[:k]))
+             for k in range(4)]
+    procs.append(mp.Process(target=api_bad_logins, args=(hport, stop, stats)))
+    for p in procs:
+        p.start()
+    ready.set()
+    for p in procs:
+        p.join()
+
+
 ABUSERS = {"slowloris": slowloris, "idle": idle, "garbage": garbage, "oversized": oversized,
-           "nonreader": nonreader}
+           "nonreader": nonreader, "api": api}
 
 
 # ---- the server and the normal device ------------------------------------------------------
@@ -216,11 +267,13 @@ def measure(port):
 
 def run_case(case):
     d = tempfile.mkdtemp(prefix="sealtrack-abuse-")
-    port = free_port()
+    port, hport = free_port(), free_port()
     log_path = os.path.join(d, "server.log")
     log = open(log_path, "w")
-    srv = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1", "--port", str(port), "--http-port", "0", "--db", d + "/abuse.db",
-                            "--set", "max_conn_per_ip=100000"], stdin=subprocess.DEVNULL,
+    subprocess.run([BIN, "user", "add", "--db", d + "/abuse.db", "--name", "abuse"], input=API_PASSWORD + "\n",
+                   text=True, check=True, capture_output=True)
+    srv = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1", "--port", str(port), "--http-port", str(hport),
+                            "--db", d + "/abuse.db", "--set", "max_conn_per_ip=100000"], stdin=subprocess.DEVNULL,
                            stdout=subprocess.DEVNULL, stderr=log)
     try:
         for _ in range(100):
@@ -238,7 +291,8 @@ def run_case(case):
         t0 = time.time()
         for name in names:
             ready = mp.Event()
-            p = mp.Process(target=ABUSERS[name], args=(port, ready, stop, stats))
+            p = mp.Process(target=ABUSERS[name], args=(port, ready, stop, stats),
+                           kwargs={"hport": hport} if name == "api" else {})
             p.start()
             procs.append(p)
             if not ready.wait(120):

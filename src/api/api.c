@@ -9,6 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "../core/err.h"
 #include "../core/log.h"
@@ -22,6 +25,7 @@
 
 #define POOL_MAX 16
 #define PING_MS 15000
+#define API_WORKER_NICE 10
 #define HTTP_MAX_HEADER (16 * 1024)
 #define HTTP_IDLE_S 60
 
@@ -854,9 +858,21 @@ static void call_free(struct api_call *c)
     st_free(c);
 }
 
+/* API work yields the CPU to device ingestion: the pool's threads run at a lower priority
+ * than the loop and the writer (Linux nice values are per thread). */
+static void worker_lower_priority(void)
+{
+    static _Thread_local bool lowered;
+    if (!lowered) {
+        setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), API_WORKER_NICE);
+        lowered = true;
+    }
+}
+
 static void call_work(uv_work_t *w)
 {
     struct api_call *c = w->data;
+    worker_lower_priority();
     c->db = pool_get(c->api);
     if (!c->db) {
         api_error(c, 503, NULL, "database unavailable");
