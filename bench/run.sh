@@ -55,3 +55,6 @@ if command -v node >/dev/null; then ./bench/peers/run.sh "$build"; fi
 
 # HTTP API query latency over one million stored positions.
 python3 bench/api_query.py "$bin" 1000000
+
+# Crash safety at scale: SIGKILL under load, restart, every acknowledged report looked up.
+python3 bench/crash.py "$bin" 5
