@@ -22,8 +22,12 @@ for i, r in enumerate(rows):
         open("%s/seed%03d" % (sys.argv[2], i), "wb").write(data)
 PY
     fi
+    dict=
+    if [ -f "fuzz/$name.dict" ]; then
+        dict=-dict=fuzz/$name.dict
+    fi
     if "$target" -max_total_time="$seconds" -print_final_stats=1 -artifact_prefix=fuzz/findings/ \
-        "$work" >"$work.log" 2>&1; then
+        $dict "$work" >"$work.log" 2>&1; then
         execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$work.log" | grep -o '[0-9]*$')
         cov=$(grep -o 'cov: [0-9]*' "$work.log" | tail -1)
         echo "fuzz $name: ${execs:-?} executions in ${seconds}s, $cov, no crash"

@@ -869,6 +869,19 @@ static void worker_lower_priority(void)
     }
 }
 
+/* Worker, c->who known: the role check, then the route's work. */
+static void call_handle(struct api_call *c)
+{
+    if (c->who.role < c->route->role)
+        api_error(c, 403, NULL, "the %s role may not do this", api_role_name(c->who.role));
+    else if (c->route->fn)
+        c->route->fn(c);
+    else if (strcmp(c->route->pattern, "/api/stream") == 0)
+        stream_snapshot(c);
+    else
+        c->kind = CALL_METRICS;
+}
+
 static void call_work(uv_work_t *w)
 {
     struct api_call *c = w->data;
@@ -878,21 +891,8 @@ static void call_work(uv_work_t *w)
         api_error(c, 503, NULL, "database unavailable");
         return;
     }
-    if (c->route->role != ROLE_NONE) {
-        if (authenticate(c))
-            goto done;
-        if (c->who.role < c->route->role) {
-            api_error(c, 403, NULL, "the %s role may not do this", api_role_name(c->who.role));
-            goto done;
-        }
-    }
-    if (c->route->fn)
-        c->route->fn(c);
-    else if (strcmp(c->route->pattern, "/api/stream") == 0)
-        stream_snapshot(c);
-    else
-        c->kind = CALL_METRICS;
-done:
+    if (c->route->role == ROLE_NONE || authenticate(c) == 0)
+        call_handle(c);
     pool_put(c->api, c->db);
     c->db = NULL;
 }
@@ -928,6 +928,38 @@ static void call_done(uv_work_t *w, int status)
     call_answer(a, c);
 }
 
+/* Set c->route and c->id for c->req; false when answered (404, 405). */
+static bool route_find(struct api_call *c)
+{
+    const struct http_request *req = c->req;
+    bool path_known = false;
+    for (size_t i = 0; i < N_ROUTES; i++) {
+        int64_t id = 0;
+        if (!route_match(routes[i].pattern, req->path, &id))
+            continue;
+        path_known = true;
+        if (strcmp(routes[i].method, req->method) == 0) {
+            c->route = &routes[i];
+            c->id = id;
+            return true;
+        }
+    }
+    if (path_known) {
+        char allow[64] = "";
+        size_t used = 0;
+        for (size_t i = 0; i < N_ROUTES; i++) {
+            int64_t id;
+            if (route_match(routes[i].pattern, req->path, &id))
+                used += (size_t)snprintf(allow + used, sizeof allow - used, "%s%s",
+                                         used ? ", " : "", routes[i].method);
+        }
+        api_header(c, "Allow: %s", allow);
+        api_error(c, 405, NULL, "method %s not allowed here", req->method);
+    } else
+        api_error(c, 404, NULL, "no such route");
+    return false;
+}
+
 static void on_request(void *arg, struct http_exchange *ex, const struct http_request *req)
 {
     struct api *a = arg;
@@ -938,32 +970,7 @@ static void on_request(void *arg, struct http_exchange *ex, const struct http_re
     c->req = req;
     c->started_us = st_monotonic_us();
     c->status = 200;
-    bool path_known = false;
-    for (size_t i = 0; i < N_ROUTES; i++) {
-        int64_t id = 0;
-        if (!route_match(routes[i].pattern, req->path, &id))
-            continue;
-        path_known = true;
-        if (strcmp(routes[i].method, req->method) == 0) {
-            c->route = &routes[i];
-            c->id = id;
-            break;
-        }
-    }
-    if (!c->route) {
-        if (path_known) {
-            char allow[64] = "";
-            size_t used = 0;
-            for (size_t i = 0; i < N_ROUTES; i++) {
-                int64_t id;
-                if (route_match(routes[i].pattern, req->path, &id))
-                    used += (size_t)snprintf(allow + used, sizeof allow - used, "%s%s",
-                                             used ? ", " : "", routes[i].method);
-            }
-            api_header(c, "Allow: %s", allow);
-            api_error(c, 405, NULL, "method %s not allowed here", req->method);
-        } else
-            api_error(c, 404, NULL, "no such route");
+    if (!route_find(c)) {
         call_answer(a, c);
         return;
     }
@@ -978,6 +985,19 @@ static void on_request(void *arg, struct http_exchange *ex, const struct http_re
 
 /* ---- life cycle -------------------------------------------------------------- */
 
+/* The parts of an api that need no loop (api_free frees them). */
+static struct api *api_new(const struct st_config *cfg, struct store *store)
+{
+    struct api *a = st_calloc(1, sizeof *a);
+    a->cfg = cfg;
+    a->store = store;
+    a->started_ms = st_now_ms();
+    pthread_mutex_init(&a->pool_lock, NULL);
+    pthread_mutex_init(&a->presence_lock, NULL);
+    strmap_init(&a->connected);
+    return a;
+}
+
 int api_start(uv_loop_t *loop, const struct st_config *cfg, struct store *store,
               const struct api_counters *counters, struct api **out)
 {
@@ -986,15 +1006,9 @@ int api_start(uv_loop_t *loop, const struct st_config *cfg, struct store *store,
         return 0;
     if (auth_init())
         return ST_EIO;
-    struct api *a = st_calloc(1, sizeof *a);
+    struct api *a = api_new(cfg, store);
     a->loop = loop;
-    a->cfg = cfg;
-    a->store = store;
     a->counters = counters;
-    a->started_ms = st_now_ms();
-    pthread_mutex_init(&a->pool_lock, NULL);
-    pthread_mutex_init(&a->presence_lock, NULL);
-    strmap_init(&a->connected);
     struct http_server_opts ho = {
         .listen = cfg->http_listen,
         .port = cfg->http_port,
@@ -1037,4 +1051,20 @@ void api_free(struct api *a)
     pthread_mutex_destroy(&a->presence_lock);
     auth_limit_free();
     st_free(a);
+}
+
+/* ---- tests and fuzzers --------------------------------------------------------- */
+
+struct api *api_new_for_test(const struct st_config *cfg, struct store *store)
+{
+    return api_new(cfg, store);
+}
+
+void api_call_run_for_test(struct api *a, struct api_call *c)
+{
+    c->api = a;
+    c->cfg = a->cfg;
+    c->status = 200;
+    if (route_find(c))
+        call_handle(c);
 }

@@ -141,4 +141,12 @@ int api_role_parse(const char *s);
 /** Set the session cookie (login) or clear it (logout, value NULL). */
 void api_set_cookie(struct api_call *c, const char *value);
 
+/* ---- tests and fuzzers only (the server never calls these) ---------------- */
+/** An API without HTTP or pool, to run handlers directly; free with api_free. */
+struct api *api_new_for_test(const struct st_config *cfg, struct store *store);
+/** Route c->req and run it as a worker does once c->who is authenticated (role check,
+ *  handler) on c->db; the caller fills req, who and db, and frees c->in and c->body.
+ *  What the loop renders itself (health, metrics) comes back as kind CALL_METRICS. */
+void api_call_run_for_test(struct api *a, struct api_call *c);
+
 #endif

@@ -16,6 +16,7 @@
  * its last handle (listener, sweep timer, connections) is released.
  */
 #include "http.h"
+#include "http_internal.h"
 
 #include <arpa/inet.h>
 #include <llhttp.h>
@@ -668,6 +669,8 @@ static int on_header_field_complete(llhttp_t *p)
         return 0;
     if (!ex->field_open && header_begin(p))
         return -1;
+    if (ex->head.len == ex->name_off[ex->n_headers - 1]) /* llhttp lets ": value" through */
+        return refuse(p, 400, NULL, "empty header name");
     buf_append(&ex->head, "", 1);
     ex->field_open = false;
     ex->value_off[ex->n_headers - 1] = ex->head.len;
@@ -826,27 +829,21 @@ static void refuse_connection(struct http_server *s, uv_stream_t *listener)
     uv_close((uv_handle_t *)t, on_refused_closed);
 }
 
-static void on_connection(uv_stream_t *listener, int status)
+/* A connection's handle, counted by its server; not yet open. */
+static struct http_conn *conn_new(struct http_server *s)
 {
-    struct http_server *s = listener->data;
-    if (status < 0) {
-        st_log(ST_LOG_WARN, "event=http_accept_failed reason=\"%s\"", uv_strerror(status));
-        return;
-    }
-    if (s->n_conns >= (size_t)s->opts.max_connections) {
-        refuse_connection(s, listener);
-        return;
-    }
     struct http_conn *c = st_calloc(1, sizeof *c);
     uv_tcp_init(s->loop, &c->tcp);
     c->tcp.data = c;
     c->srv = s;
     s->handles++;
-    if (uv_accept(listener, (uv_stream_t *)&c->tcp) < 0) {
-        c->closing = true;
-        uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
-        return;
-    }
+    return c;
+}
+
+/* c's socket is connected: name the peer, start parsing and reading. */
+static void conn_start(struct http_conn *c)
+{
+    struct http_server *s = c->srv;
     struct sockaddr_storage ss;
     int sl = sizeof ss;
     memset(&ss, 0, sizeof ss);
@@ -863,6 +860,26 @@ static void on_connection(uv_stream_t *listener, int status)
     c->deadline_ms = idle_deadline(s);
     uv_tcp_nodelay(&c->tcp, 1);
     conn_read_more(c);
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    struct http_server *s = listener->data;
+    if (status < 0) {
+        st_log(ST_LOG_WARN, "event=http_accept_failed reason=\"%s\"", uv_strerror(status));
+        return;
+    }
+    if (s->n_conns >= (size_t)s->opts.max_connections) {
+        refuse_connection(s, listener);
+        return;
+    }
+    struct http_conn *c = conn_new(s);
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) < 0) {
+        c->closing = true;
+        uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+        return;
+    }
+    conn_start(c);
 }
 
 static void on_sweep(uv_timer_t *t)
@@ -934,6 +951,24 @@ int http_server_start(uv_loop_t *loop, const struct http_server_opts *o, struct 
     st_log(ST_LOG_INFO, "event=http_listening listen=%s port=%d", o->listen, s->port);
     *out = s;
     return 0;
+}
+
+int http_server_adopt(struct http_server *s, int fd)
+{
+    struct http_conn *c = conn_new(s);
+    int err = uv_tcp_open(&c->tcp, fd);
+    if (err < 0) {
+        c->closing = true;
+        uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+        return err;
+    }
+    conn_start(c);
+    return 0;
+}
+
+size_t http_server_conns_held(const struct http_server *s)
+{
+    return s->handles - 2; /* the listener and the sweep timer */
 }
 
 int http_server_port(const struct http_server *s)

@@ -519,6 +519,19 @@ static void test_garbage(void **state)
     expect_error_then_close(&c, 400, "\"field\":\"path\"");
 }
 
+/* Found by fuzz/http_fuzz.c: llhttp passes a header line with an empty name (": x"). */
+static void test_empty_header_name(void **state)
+{
+    (void)state;
+    const char *reqs[] = {"GET / HTTP/1.1\r\n: x\r\n\r\n", "GET / HTTP/1.1\r\nA: 1\r\n:\r\n\r\n"};
+    for (size_t i = 0; i < sizeof reqs / sizeof reqs[0]; i++) {
+        struct client c;
+        client_open(&c, port_main);
+        send_str(&c, reqs[i]);
+        expect_error_then_close(&c, 400, "\"error\":\"empty header name\"");
+    }
+}
+
 static void test_bad_escape(void **state)
 {
     (void)state;
@@ -775,6 +788,7 @@ int main(void)
         cmocka_unit_test(test_body_too_large),
         cmocka_unit_test(test_headers_too_large),
         cmocka_unit_test(test_garbage),
+        cmocka_unit_test(test_empty_header_name),
         cmocka_unit_test(test_bad_escape),
         cmocka_unit_test(test_respond_error),
         cmocka_unit_test(test_connection_close_and_http10),
