@@ -2,6 +2,7 @@
 #include "report.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -9,9 +10,10 @@
 
 void report_init(struct report *r, const char *protocol)
 {
-    /* Only the header fields are cleared: the attribute text is reached through
-     * n_attrs, so clearing 2.5 KiB per record on the hot path is not needed. */
-    memset(r, 0, offsetof(struct report, attr_text));
+    /* Only the fields are cleared: events and attribute records are reached through
+     * n_events and attr_used, so clearing 3 KiB per record on the hot path is not needed. */
+    memset(r, 0, offsetof(struct report, events));
+    r->attr_used = 0;
     r->protocol = protocol;
     r->satellites = -1;
     r->battery_pct = -1;
@@ -21,49 +23,51 @@ void report_init(struct report *r, const char *protocol)
     r->odometer_km = -1;
 }
 
-static uint16_t key_hash(const char *key, size_t *len)
+/* The record after a, in attr_text. */
+static const struct report_attr *attr_next(const struct report_attr *a)
 {
-    uint32_t h = 2166136261u; /* FNV-1a, folded */
-    size_t n = 0;
-    for (; key[n]; n++)
-        h = (h ^ (uint8_t)key[n]) * 16777619u;
-    *len = n;
-    return (uint16_t)(h ^ (h >> 16));
+    return (const struct report_attr *)(const void *)((const char *)(a + 1) +
+                                                      ((a->len + 7u) & ~7u));
 }
 
-static int attr_find(const struct report *r, const char *key, uint16_t hash)
+static const char *attr_key(const struct report_attr *a)
 {
-    if (!(r->attr_bloom & (1ull << (hash & 63))))
-        return -1;
-    for (int i = 0; i < r->n_attrs; i++)
-        if (r->attr_hash[i] == hash && strcmp(r->attr_text + r->attr_key[i], key) == 0)
-            return i;
-    return -1;
+    return a->key ? a->key : (const char *)(a + 1);
 }
 
-static int attr_put(struct report *r, const char *key, const char *val, size_t vlen)
+/* The value's payload: after the copied key, if any. */
+static const char *attr_payload(const struct report_attr *a, size_t *len)
 {
-    size_t klen;
-    uint16_t hash = key_hash(key, &klen);
-    size_t need = klen + 1 + vlen + 1;
-    int i = attr_find(r, key, hash);
-    if (need > sizeof r->attr_text - r->attr_used)
+    const char *p = (const char *)(a + 1);
+    size_t skip = a->key ? 0 : strlen(p) + 1;
+    *len = a->len - skip;
+    return p + skip;
+}
+
+/* A record for `key` (copied when copy_key) followed by data[0..len) (after `head`
+ * bytes of head_data), NUL-terminated when nul. */
+static int attr_put(struct report *r, const char *key, bool copy_key, uint8_t kind,
+                    const void *head_data, size_t head, const void *data, size_t len, bool nul)
+{
+    size_t klen = copy_key ? strlen(key) + 1 : 0;
+    size_t payload = klen + head + len + nul;
+    if (payload > sizeof r->attr_text)
         return ST_EFULL;
-    if (i < 0) {
-        if (r->n_attrs >= REPORT_MAX_ATTRS)
-            return ST_EFULL;
-        i = r->n_attrs++;
+    struct report_attr *a = report_attr_add(r, copy_key ? NULL : key, kind, payload);
+    if (!a)
+        return ST_EFULL;
+    char *p = (char *)(a + 1);
+    if (klen) {
+        memcpy(p, key, klen);
+        p += klen;
     }
-    /* A replaced value leaves its old text unused: replacing is rare. */
-    char *p = r->attr_text + r->attr_used;
-    memcpy(p, key, klen + 1);
-    memcpy(p + klen + 1, val, vlen);
-    p[klen + 1 + vlen] = '\0';
-    r->attr_key[i] = r->attr_used;
-    r->attr_val[i] = (uint16_t)(r->attr_used + klen + 1);
-    r->attr_hash[i] = hash;
-    r->attr_bloom |= 1ull << (hash & 63);
-    r->attr_used = (uint16_t)(r->attr_used + need);
+    if (head) {
+        memcpy(p, head_data, head);
+        p += head;
+    }
+    memcpy(p, data, len);
+    if (nul)
+        p[len] = '\0';
     return 0;
 }
 
@@ -77,11 +81,22 @@ static char *put_decimal(uint64_t v, char *end)
     return end;
 }
 
+static const char hex_digits[] = "0123456789abcdef";
+
+/* "0x" and at least `width` hex digits of v, right-aligned before `end`. */
+static char *put_hexnum(uint32_t v, int width, char *end)
+{
+    for (int i = 0; i < width || v; i++, v >>= 4)
+        *--end = hex_digits[v & 15];
+    *--end = 'x';
+    *--end = '0';
+    return end;
+}
+
 /* The formats decoders use for nearly every attribute, without vsnprintf: it was most
  * of a decode's cost (callgrind). Returns the length, or -1 for any other format. */
 static int format_fast(char *val, size_t cap, const char *fmt, va_list ap)
 {
-    static const char hex[] = "0123456789abcdef";
     char tmp[24], *end = tmp + sizeof tmp, *p;
     int width = 0;
     if (strcmp(fmt, "%u") == 0) {
@@ -102,12 +117,7 @@ static int format_fast(char *val, size_t cap, const char *fmt, va_list ap)
                         : strcmp(fmt, "0x%04x") == 0 ? 4
                         : strcmp(fmt, "0x%08x") == 0 ? 8
                                                      : 0)) {
-        unsigned v = va_arg(ap, unsigned);
-        p = end;
-        for (int i = 0; i < width || v; i++, v >>= 4)
-            *--p = hex[v & 15];
-        *--p = 'x';
-        *--p = '0';
+        p = put_hexnum(va_arg(ap, unsigned), width, end);
     } else {
         return -1;
     }
@@ -118,7 +128,7 @@ static int format_fast(char *val, size_t cap, const char *fmt, va_list ap)
 
 int report_attr_set(struct report *r, const char *key, const char *fmt, ...)
 {
-    char val[1024];
+    char val[REPORT_VALUE_MAX];
     va_list ap;
     va_start(ap, fmt);
     int n = format_fast(val, sizeof val, fmt, ap);
@@ -132,27 +142,166 @@ int report_attr_set(struct report *r, const char *key, const char *fmt, ...)
         return ST_EMALFORMED;
     if ((size_t)n >= sizeof val)
         n = (int)sizeof val - 1;
-    return attr_put(r, key, val, (size_t)n);
+    return attr_put(r, key, true, REPORT_ATTR_STR, NULL, 0, val, (size_t)n, true);
+}
+
+int report_attr_static(struct report *r, const char *key, const char *value)
+{
+    return attr_put(r, key, false, REPORT_ATTR_STATIC, NULL, 0, &value, sizeof value, false);
+}
+
+int report_attr_strn(struct report *r, const char *key, const char *s, size_t n)
+{
+    if (n >= REPORT_VALUE_MAX)
+        n = REPORT_VALUE_MAX - 1;
+    return attr_put(r, key, false, REPORT_ATTR_STR, NULL, 0, s, n, true);
+}
+
+static int put_bytes(struct report *r, const char *key, bool copy_key, const uint8_t *b,
+                     size_t len)
+{
+    if (len * 2 >= REPORT_VALUE_MAX)
+        len = REPORT_VALUE_MAX / 2 - 1;
+    return attr_put(r, key, copy_key, REPORT_ATTR_BYTES, NULL, 0, b, len, false);
+}
+
+int report_attr_bytes_hex(struct report *r, const char *key, const uint8_t *b, size_t len)
+{
+    return put_bytes(r, key, false, b, len);
 }
 
 int report_attr_hex(struct report *r, const char *key, const uint8_t *b, size_t len)
 {
-    static const char digits[] = "0123456789abcdef";
-    char val[1024];
-    if (len * 2 >= sizeof val)
-        len = sizeof val / 2 - 1;
-    for (size_t i = 0; i < len; i++) {
-        val[2 * i] = digits[b[i] >> 4];
-        val[2 * i + 1] = digits[b[i] & 15];
-    }
-    return attr_put(r, key, val, len * 2);
+    return put_bytes(r, key, true, b, len);
 }
+
+int report_attr_format(struct report *r, const char *key, report_attr_formatter fmt,
+                       const uint8_t *data, size_t len)
+{
+    return attr_put(r, key, false, REPORT_ATTR_FORMAT, &fmt, sizeof fmt, data, len, false);
+}
+
+/* The value of a as text: in the report itself, or formatted into buf[REPORT_VALUE_MAX]. */
+static const char *attr_value(const struct report_attr *a, char *buf, size_t *vlen)
+{
+    size_t plen;
+    const char *p = attr_payload(a, &plen);
+    char *end = buf + REPORT_VALUE_MAX - 1, *s = end;
+    *end = '\0';
+    switch (a->kind) {
+    case REPORT_ATTR_STR:
+        *vlen = plen - 1;
+        return p;
+    case REPORT_ATTR_STATIC: {
+        const char *v;
+        memcpy(&v, p, sizeof v);
+        *vlen = strlen(v);
+        return v;
+    }
+    case REPORT_ATTR_INT: {
+        int32_t v = (int32_t)a->num;
+        s = put_decimal(v < 0 ? 0u - (uint32_t)v : (uint32_t)v, end);
+        if (v < 0)
+            *--s = '-';
+        break;
+    }
+    case REPORT_ATTR_UINT:
+        s = put_decimal(a->num, end);
+        break;
+    case REPORT_ATTR_FIXED: {
+        uint32_t v = a->num;
+        for (int i = 0; i < a->digits; i++, v /= 10) /* the decimals, zero-padded */
+            *--s = (char)('0' + v % 10);
+        if (a->digits)
+            *--s = '.';
+        s = put_decimal(v, s);
+        break;
+    }
+    case REPORT_ATTR_HEXNUM:
+        s = put_hexnum(a->num, a->digits, end);
+        break;
+    case REPORT_ATTR_BOOL:
+        *vlen = a->num ? 4 : 5;
+        return a->num ? "true" : "false";
+    case REPORT_ATTR_BYTES:
+        for (size_t i = 0; i < plen; i++) {
+            buf[2 * i] = hex_digits[(uint8_t)p[i] >> 4];
+            buf[2 * i + 1] = hex_digits[(uint8_t)p[i] & 15];
+        }
+        buf[2 * plen] = '\0';
+        *vlen = 2 * plen;
+        return buf;
+    case REPORT_ATTR_FORMAT: {
+        report_attr_formatter fmt;
+        memcpy(&fmt, p, sizeof fmt);
+        *vlen = fmt((const uint8_t *)p + sizeof fmt, plen - sizeof fmt, buf, REPORT_VALUE_MAX);
+        return buf;
+    }
+    default:
+        buf[0] = '\0';
+        *vlen = 0;
+        return buf;
+    }
+    *vlen = (size_t)(end - s);
+    return s;
+}
+
+#define ATTRS_MAX (REPORT_ATTR_TEXT / sizeof(struct report_attr))
 
 const char *report_attr_get(const struct report *r, const char *key)
 {
-    size_t klen;
-    int i = attr_find(r, key, key_hash(key, &klen));
-    return i < 0 ? NULL : r->attr_text + r->attr_val[i];
+    static _Thread_local char ring[4][REPORT_VALUE_MAX];
+    static _Thread_local unsigned next;
+    const struct report_attr *found = NULL;
+    const struct report_attr *a = (const struct report_attr *)(const void *)r->attr_text;
+    const struct report_attr *end =
+        (const struct report_attr *)(const void *)(r->attr_text + r->attr_used);
+    for (; a < end; a = attr_next(a))
+        if (strcmp(attr_key(a), key) == 0)
+            found = a; /* the last value set wins */
+    if (!found)
+        return NULL;
+    size_t vlen;
+    return attr_value(found, ring[next++ % 4], &vlen);
+}
+
+/* A cheap fingerprint of a key's text: equal keys, equal fingerprints. */
+static unsigned key_print(const char *key)
+{
+    size_t n = strlen(key);
+    return n ? (unsigned)(n * 7 + (uint8_t)key[0] * 3 + (uint8_t)key[n - 1]) & 255 : 0;
+}
+
+size_t report_attr_each(const struct report *r,
+                        void (*fn)(void *ctx, const char *key, const char *value, size_t len),
+                        void *ctx)
+{
+    /* first[i]: the record naming attribute i (its first place); last[i]: its value */
+    const struct report_attr *first[ATTRS_MAX], *last[ATTRS_MAX];
+    uint64_t seen[4] = {0};
+    size_t n = 0;
+    const struct report_attr *a = (const struct report_attr *)(const void *)r->attr_text;
+    const struct report_attr *end =
+        (const struct report_attr *)(const void *)(r->attr_text + r->attr_used);
+    for (; a < end; a = attr_next(a)) {
+        const char *key = attr_key(a);
+        unsigned fp = key_print(key);
+        size_t i = n;
+        if (seen[fp / 64] & (1ull << (fp % 64)))
+            for (i = 0; i < n && strcmp(attr_key(first[i]), key) != 0; i++)
+                ;
+        seen[fp / 64] |= 1ull << (fp % 64);
+        if (i == n)
+            first[n++] = a;
+        last[i] = a;
+    }
+    char buf[REPORT_VALUE_MAX];
+    for (size_t i = 0; i < n; i++) {
+        size_t vlen;
+        const char *v = attr_value(last[i], buf, &vlen);
+        fn(ctx, attr_key(first[i]), v, vlen);
+    }
+    return n;
 }
 
 struct report_event *report_add_event(struct report *r, enum report_event_type type)

@@ -1,10 +1,14 @@
 /* report.h — the normalised result of decoding one device record.
  *
  * Decoders fill caller-owned `struct report`s (no allocation). Everything a
- * decoder knows but the model has no column for goes into the attribute bag
- * (`report_attr_set`), named as in docs/protocols.md, so nothing is dropped.
- * Invariant: attr_used <= sizeof attr_text; every key/value is NUL-terminated
- * inside attr_text.
+ * decoder knows but the model has no column for goes into the attribute bag,
+ * named as in docs/protocols.md, so nothing is dropped. Attributes are kept
+ * typed and formatted only when read (report_attr_get, report_json_attrs):
+ * formatting ~40 values per frame was nearly all of a decode's cost.
+ * Invariant: attr_used <= sizeof attr_text; attr_text[0..attr_used) is a run
+ * of records (struct report_attr, each followed by its payload, 8-aligned)
+ * holding no pointer into the report or the frame, so a report stays valid
+ * when its first offsetof(attr_text) + attr_used bytes are copied elsewhere.
  */
 #ifndef ST_REPORT_H
 #define ST_REPORT_H
@@ -13,9 +17,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../core/err.h"
+
 #define REPORT_MAX_EVENTS 8
-#define REPORT_MAX_ATTRS 64
 #define REPORT_ATTR_TEXT 2560
+#define REPORT_VALUE_MAX 1024 /* longest attribute value read back, NUL included */
 #define REPORT_ID_LEN 24
 
 enum report_fix {
@@ -110,30 +116,135 @@ struct report {
     struct report_cell cell;
 
     uint8_t n_events;
-    struct report_event events[REPORT_MAX_EVENTS];
+    struct report_event events[REPORT_MAX_EVENTS]; /* the first n_events are set */
 
-    uint8_t n_attrs;
-    uint16_t attr_key[REPORT_MAX_ATTRS]; /* offsets into attr_text */
-    uint16_t attr_val[REPORT_MAX_ATTRS];
-    uint16_t attr_hash[REPORT_MAX_ATTRS]; /* of the key: most lookups end without a strcmp */
-    uint64_t attr_bloom;                  /* bit (hash & 63) per key: most new keys skip the search */
     uint16_t attr_used;
-    char attr_text[REPORT_ATTR_TEXT];
+    _Alignas(8) char attr_text[REPORT_ATTR_TEXT]; /* attribute records */
 };
+
+enum report_attr_kind {
+    REPORT_ATTR_STR = 1, /* payload: NUL-terminated text */
+    REPORT_ATTR_STATIC,  /* payload: pointer to a string with static storage */
+    REPORT_ATTR_INT,     /* num as int32_t, decimal */
+    REPORT_ATTR_UINT,    /* num, decimal */
+    REPORT_ATTR_HEXNUM,  /* num as 0x + `digits` lower-case hex digits (more if needed) */
+    REPORT_ATTR_FIXED,   /* num with `digits` decimals: 418, 2 → 4.18 */
+    REPORT_ATTR_BOOL,    /* num: true / false */
+    REPORT_ATTR_BYTES,   /* payload bytes as lower-case hex */
+    REPORT_ATTR_FORMAT,  /* payload: a report_attr_formatter, then the bytes it reads */
+};
+
+/* One attribute record in attr_text; `len` payload bytes follow it. A key that is not
+ * kept by address (NULL here) is copied, NUL-terminated, at the payload's start. */
+struct report_attr {
+    const char *key; /* static storage (a string literal), or NULL */
+    uint32_t num;
+    uint16_t len;
+    uint8_t kind;   /* enum report_attr_kind */
+    uint8_t digits; /* REPORT_ATTR_HEXNUM, REPORT_ATTR_FIXED */
+};
+
+/** Writes the text of `data[0..len)` to out (at most cap - 1 bytes, NUL-terminated);
+ *  returns the text length. Runs when the attribute is read, not when it is set. */
+typedef size_t (*report_attr_formatter)(const uint8_t *data, size_t len, char *out, size_t cap);
 
 /** Reset a report to "nothing known" (all -1/unknown markers set). */
 void report_init(struct report *r, const char *protocol);
 
-/** Add (or, if the key exists, replace) an attribute; value printf-formatted.
- *  Returns 0, or ST_EFULL when the bag is full (the attribute is dropped). */
+/* Setting an attribute appends it. A key set again keeps its first place and takes
+ * the last value: readers resolve that, so setting never searches the bag. Every
+ * setter returns 0, or ST_EFULL when the bag is full (the attribute is dropped).
+ * Typed setters keep `key` by address: it must have static storage (a literal). */
+
+/** Value printf-formatted now (cut at REPORT_VALUE_MAX - 1); any key (copied). */
 int report_attr_set(struct report *r, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/** Attribute value as hex of `len` bytes. */
+/** Record with `payload` bytes after it, or NULL when the bag is full. */
+static inline struct report_attr *report_attr_add(struct report *r, const char *key, uint8_t kind,
+                                                  size_t payload)
+{
+    size_t need = sizeof(struct report_attr) + ((payload + 7) & ~(size_t)7);
+    if (need > sizeof r->attr_text - r->attr_used)
+        return NULL;
+    struct report_attr *a = (struct report_attr *)(void *)(r->attr_text + r->attr_used);
+    r->attr_used = (uint16_t)(r->attr_used + need);
+    a->key = key;
+    a->len = (uint16_t)payload;
+    a->kind = kind;
+    a->digits = 0;
+    return a;
+}
+
+/* The number kinds share one record shape. */
+static inline int report_attr_num(struct report *r, const char *key, uint8_t kind, uint32_t num,
+                                  uint8_t digits)
+{
+    struct report_attr *a = report_attr_add(r, key, kind, 0);
+    if (!a)
+        return ST_EFULL;
+    a->num = num;
+    a->digits = digits;
+    return 0;
+}
+
+/** Decimal integer ("%d"). */
+static inline int report_attr_int(struct report *r, const char *key, int32_t v)
+{
+    return report_attr_num(r, key, REPORT_ATTR_INT, (uint32_t)v, 0);
+}
+
+/** Decimal unsigned ("%u"). */
+static inline int report_attr_uint(struct report *r, const char *key, uint32_t v)
+{
+    return report_attr_num(r, key, REPORT_ATTR_UINT, v, 0);
+}
+
+/** "0x" and at least `digits` lower-case hex digits ("0x%04x" is digits 4). */
+static inline int report_attr_uint_hex(struct report *r, const char *key, uint32_t v,
+                                       uint8_t digits)
+{
+    return report_attr_num(r, key, REPORT_ATTR_HEXNUM, v, digits);
+}
+
+/** v / 10^decimals with exactly `decimals` places ("%.2f" of a count of hundredths). */
+static inline int report_attr_fixed(struct report *r, const char *key, uint32_t v,
+                                    uint8_t decimals)
+{
+    return report_attr_num(r, key, REPORT_ATTR_FIXED, v, decimals);
+}
+
+/** "true" or "false". */
+static inline int report_attr_bool(struct report *r, const char *key, bool v)
+{
+    return report_attr_num(r, key, REPORT_ATTR_BOOL, v, 0);
+}
+
+/** A string with static storage, kept by address. */
+int report_attr_static(struct report *r, const char *key, const char *value);
+
+/** Text s[0..n) (cut at REPORT_VALUE_MAX - 1), copied. */
+int report_attr_strn(struct report *r, const char *key, const char *s, size_t n);
+
+/** Lower-case hex of b[0..len) (cut at REPORT_VALUE_MAX / 2 - 1 bytes), copied. */
+int report_attr_bytes_hex(struct report *r, const char *key, const uint8_t *b, size_t len);
+
+/** report_attr_bytes_hex for a key without static storage (copied, as report_attr_set). */
 int report_attr_hex(struct report *r, const char *key, const uint8_t *b, size_t len);
 
-/** Value of attribute `key`, or NULL. */
+/** A value `fmt` writes from a copy of data[0..len) when the attribute is read. */
+int report_attr_format(struct report *r, const char *key, report_attr_formatter fmt,
+                       const uint8_t *data, size_t len);
+
+/** Value of attribute `key`, or NULL. Typed values are formatted into a per-thread
+ *  ring of four buffers: such a pointer lasts until four more are formatted. */
 const char *report_attr_get(const struct report *r, const char *key);
+
+/** The attributes in order, each key once with its last value: calls fn(ctx, key,
+ *  value, value_len) per attribute (value NUL-terminated). Returns the count. */
+size_t report_attr_each(const struct report *r,
+                        void (*fn)(void *ctx, const char *key, const char *value, size_t len),
+                        void *ctx);
 
 /** Append an event; returns a pointer to it (fields preset to "none"), or NULL when full. */
 struct report_event *report_add_event(struct report *r, enum report_event_type type);

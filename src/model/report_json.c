@@ -30,13 +30,17 @@ void report_json_event(struct jsonw *w, const struct report_event *e)
     jsonw_obj_end(w);
 }
 
+static void attr_member(void *ctx, const char *key, const char *value, size_t len)
+{
+    struct jsonw *w = ctx;
+    jsonw_key(w, key);
+    jsonw_strn(w, value, len);
+}
+
 void report_json_attrs(struct jsonw *w, const struct report *r)
 {
     jsonw_obj_begin(w);
-    for (int i = 0; i < r->n_attrs; i++) {
-        jsonw_key(w, r->attr_text + r->attr_key[i]);
-        jsonw_str(w, r->attr_text + r->attr_val[i]);
-    }
+    report_attr_each(r, attr_member, w);
     jsonw_obj_end(w);
 }
 

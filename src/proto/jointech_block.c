@@ -7,13 +7,6 @@
 
 #define KNOT_KMH 1.852
 
-int jointech_bcd(uint8_t v)
-{
-    if ((v >> 4) > 9 || (v & 15) > 9)
-        return -1;
-    return (v >> 4) * 10 + (v & 15);
-}
-
 /* `ndigits` BCD digits starting at the high nibble of b[0]. */
 static int64_t bcd_digits(const uint8_t *b, int ndigits)
 {
@@ -52,7 +45,7 @@ int jointech_block_decode(const uint8_t *b, struct report *r)
     r->speed_kmh = b[15] * KNOT_KMH;
     r->course = b[16] * 2;
     r->fix = r->valid ? REPORT_FIX_GNSS : REPORT_FIX_NONE;
-    report_attr_set(r, "speed_kn", "%u", b[15]);
+    report_attr_uint(r, "speed_kn", b[15]);
     return 0;
 }
 

@@ -19,7 +19,12 @@ int jointech_block_decode(const uint8_t *b, struct report *r);
 /** Encode r's time/position/speed/course into b[0..17) (the simulator's and tests' writer). */
 void jointech_block_encode(const struct report *r, uint8_t *b);
 
-/** Value of one packed-BCD byte, or -1 when a nibble is above 9. */
-int jointech_bcd(uint8_t v);
+/** Value of one packed-BCD byte, or -1 when a nibble is above 9 (inline: six a frame). */
+static inline int jointech_bcd(uint8_t v)
+{
+    if ((v >> 4) > 9 || (v & 15) > 9)
+        return -1;
+    return (v >> 4) * 10 + (v & 15);
+}
 
 #endif

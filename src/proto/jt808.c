@@ -105,38 +105,55 @@ static uint8_t *put32(uint8_t *p, uint32_t v)
     return put16(p, (uint16_t)v);
 }
 
+/* Eight bytes at a time, folded at the end: the checksum covers every frame byte twice
+ * (receive and reply). */
 static uint8_t xor_sum(const uint8_t *b, size_t len)
 {
-    uint8_t x = 0;
-    for (size_t i = 0; i < len; i++)
+    uint64_t w = 0;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t v;
+        memcpy(&v, b + i, sizeof v);
+        w ^= v;
+    }
+    w ^= w >> 32;
+    w ^= w >> 16;
+    w ^= w >> 8;
+    uint8_t x = (uint8_t)w;
+    for (; i < len; i++)
         x ^= b[i];
     return x;
 }
 
-static bool is_bcd(const uint8_t *b, size_t len)
-{
-    for (size_t i = 0; i < len; i++)
-        if ((b[i] >> 4) > 9 || (b[i] & 15) > 9)
-            return false;
-    return true;
-}
-
-/* Lower-case hex of b into out (NUL-terminated); cut at the room available. */
-static void hex_text(const uint8_t *b, size_t len, char *out, size_t cap)
+/* Lower-case hex of b into out (NUL-terminated); cut at the room available. Returns
+ * whether every digit written is decimal (packed BCD). */
+static bool hex_text(const uint8_t *b, size_t len, char *out, size_t cap)
 {
     static const char digits[] = "0123456789abcdef";
     size_t n = 0;
+    unsigned letters = 0;
     for (size_t i = 0; i < len && n + 2 < cap; i++) {
+        letters |= ((b[i] >> 4) + 6u) | ((b[i] & 15) + 6u); /* bit 4 set: a nibble above 9 */
         out[n++] = digits[b[i] >> 4];
         out[n++] = digits[b[i] & 15];
     }
     if (cap)
         out[n] = '\0';
+    return !(letters & 16);
 }
 
 /* ---------------------------------------------------------------------------------------
  * Escaping (§3.1): 0x7E ↔ 7D 02, 0x7D ↔ 7D 01 between the two delimiters.
  */
+
+/* Bytes before the first 0x7E or 0x7D in b[0..len): memchr finds them many bytes a step. */
+static size_t plain_run(const uint8_t *b, size_t len)
+{
+    const uint8_t *delim = memchr(b, DELIM, len);
+    size_t n = delim ? (size_t)(delim - b) : len;
+    const uint8_t *esc = memchr(b, ESCAPE, n);
+    return esc ? (size_t)(esc - b) : n;
+}
 
 /* Un-escape in[0..len) into out[0..cap) until the input ends, the room ends or a 0x7E
  * (a delimiter) is met; *used = input bytes consumed (a trailing lone 0x7D is left
@@ -145,12 +162,14 @@ static void hex_text(const uint8_t *b, size_t len, char *out, size_t cap)
 static ptrdiff_t unescape(const uint8_t *in, size_t len, uint8_t *out, size_t cap, size_t *used)
 {
     size_t i = 0, n = 0;
-    while (i < len && n < cap && in[i] != DELIM) {
-        if (in[i] != ESCAPE) {
-            out[n++] = in[i++];
-            continue;
-        }
-        if (i + 1 >= len)
+    for (;;) {
+        size_t run = plain_run(in + i, len - i);
+        if (run > cap - n)
+            run = cap - n;
+        memcpy(out + n, in + i, run);
+        i += run;
+        n += run;
+        if (i >= len || n >= cap || in[i] == DELIM || i + 1 >= len)
             break;
         if (in[i + 1] != 0x01 && in[i + 1] != 0x02)
             return ST_EMALFORMED;
@@ -168,16 +187,19 @@ static ptrdiff_t escape_frame(const uint8_t *content, size_t len, uint8_t *out, 
     if (cap < 2)
         return ST_ERANGE;
     out[n++] = DELIM;
-    for (size_t i = 0; i < len; i++) {
-        bool special = content[i] == DELIM || content[i] == ESCAPE;
-        if (n + (special ? 2 : 1) + 1 > cap)
+    for (size_t i = 0; i < len; i++) { /* a run of plain bytes, then one escaped */
+        size_t run = plain_run(content + i, len - i);
+        if (n + run + 1 > cap)
             return ST_ERANGE;
-        if (special) {
-            out[n++] = ESCAPE;
-            out[n++] = content[i] == DELIM ? 0x02 : 0x01;
-        } else {
-            out[n++] = content[i];
-        }
+        memcpy(out + n, content + i, run);
+        n += run;
+        i += run;
+        if (i == len)
+            break;
+        if (n + 2 + 1 > cap)
+            return ST_ERANGE;
+        out[n++] = ESCAPE;
+        out[n++] = content[i] == DELIM ? 0x02 : 0x01;
     }
     out[n++] = DELIM;
     return (ptrdiff_t)n;
@@ -263,9 +285,8 @@ static int luhn_digit(const char *s, size_t n)
  * Luhn digit (Traccar does the same; vectors D013, D038). */
 static void terminal_device_id(struct frame_head *h)
 {
-    if (is_bcd(h->terminal, h->terminal_len)) {
-        hex_text(h->terminal, h->terminal_len, h->device_id, sizeof h->device_id);
-    } else if (h->terminal_len == TERMINAL_LEN_2013) {
+    if (!hex_text(h->terminal, h->terminal_len, h->device_id, sizeof h->device_id) &&
+        h->terminal_len == TERMINAL_LEN_2013) {
         uint64_t v = 0;
         for (size_t i = 0; i < TERMINAL_LEN_2013; i++)
             v = v << 8 | h->terminal[i];
@@ -273,8 +294,6 @@ static void terminal_device_id(struct frame_head *h)
         snprintf(h->device_id + n, sizeof h->device_id - (size_t)n, "%d",
                  luhn_digit(h->device_id, (size_t)n));
         h->binary_imei = true;
-    } else {
-        hex_text(h->terminal, h->terminal_len, h->device_id, sizeof h->device_id);
     }
 }
 
@@ -330,26 +349,30 @@ static int parse_head(const uint8_t *u, size_t n, struct frame_head *h)
 /* Header facts every report of the frame carries (named as in the vectors). */
 static void head_attrs(const struct frame_head *h, struct report *r)
 {
-    char hex[2 * TERMINAL_LEN_2019 + 1];
+    static const char digits[] = "0123456789abcdef";
     report_init(r, proto_jt808.name);
-    snprintf(r->device_id, sizeof r->device_id, "%s", h->device_id);
-    snprintf(r->msg_type, sizeof r->msg_type, "0x%04x", h->msg_id);
-    report_attr_set(r, "msg_id", "0x%04x", h->msg_id);
-    report_attr_set(r, "attr", "0x%04x", h->attr);
-    report_attr_set(r, "v2019", "%s", h->v2019 ? "true" : "false");
+    memcpy(r->device_id, h->device_id, sizeof r->device_id);
+    char *t = r->msg_type; /* "0x%04x" */
+    t[0] = '0';
+    t[1] = 'x';
+    for (int i = 0; i < 4; i++)
+        t[2 + i] = digits[h->msg_id >> (12 - 4 * i) & 15];
+    t[6] = '\0';
+    report_attr_uint_hex(r, "msg_id", h->msg_id, 4);
+    report_attr_uint_hex(r, "attr", h->attr, 4);
+    report_attr_bool(r, "v2019", h->v2019);
     if (h->v2019)
-        report_attr_set(r, "proto_ver", "%u", h->version);
-    hex_text(h->terminal, h->terminal_len, hex, sizeof hex);
-    report_attr_set(r, "terminal", "%s", hex);
+        report_attr_uint(r, "proto_ver", h->version);
+    report_attr_bytes_hex(r, "terminal", h->terminal, h->terminal_len);
     if (h->binary_imei)
-        report_attr_set(r, "id_encoding", "binary-imei+luhn");
-    report_attr_set(r, "serial", "%u", h->serial);
-    report_attr_set(r, "body_len", "%zu", h->declared_len);
-    report_attr_set(r, "body_len_ok", "%s", h->declared_len == h->body_len ? "true" : "false");
-    report_attr_set(r, "checksum_ok", "%s", h->checksum_ok ? "true" : "false");
+        report_attr_static(r, "id_encoding", "binary-imei+luhn");
+    report_attr_uint(r, "serial", h->serial);
+    report_attr_uint(r, "body_len", (uint32_t)h->declared_len);
+    report_attr_bool(r, "body_len_ok", h->declared_len == h->body_len);
+    report_attr_bool(r, "checksum_ok", h->checksum_ok);
     if (h->subpacket) {
-        report_attr_set(r, "packet_total", "%u", h->packet_total);
-        report_attr_set(r, "packet_index", "%u", h->packet_index);
+        report_attr_uint(r, "packet_total", h->packet_total);
+        report_attr_uint(r, "packet_index", h->packet_index);
     }
 }
 
@@ -414,14 +437,14 @@ static void text_attr(struct report *r, const char *key, const uint8_t *b, size_
     while (len && b[len - 1] == 0)
         len--;
     if (len == 0) {
-        report_attr_set(r, key, "empty");
-    } else if (gbk_to_utf8(b, len, text, sizeof text)) {
-        report_attr_set(r, key, "%s", text);
-    } else {
+        report_attr_static(r, key, "empty");
+        return;
+    }
+    if (!gbk_to_utf8(b, len, text, sizeof text)) {
         memcpy(text, "hex:", 4);
         hex_text(b, len, text + 4, sizeof text - 4);
-        report_attr_set(r, key, "%s", text);
     }
+    report_attr_strn(r, key, text, strlen(text));
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -454,27 +477,36 @@ static bool items_well_formed(const uint8_t *b, size_t len)
     return p == end;
 }
 
-/* attr `items` = every item raw as `id:len:hex|…`, or `not-tlv:<hex>` when the tail does
- * not split exactly into items (nothing is interpreted then). Cut at the attribute limit. */
-static void items_attr(struct report *r, const uint8_t *b, size_t len, bool well_formed)
+/* Formatter of attr `items`: every item raw as `id:len:hex|…`, or `not-tlv:<hex>` when
+ * the tail does not split exactly into items (nothing is interpreted then). Cut at cap. */
+static size_t items_text(const uint8_t *b, size_t len, char *text, size_t cap)
 {
-    char text[1024];
-    size_t n = 0;
-    if (!well_formed) {
+    static const char digits[] = "0123456789abcdef";
+    if (!items_well_formed(b, len)) {
         memcpy(text, "not-tlv:", 8);
-        hex_text(b, len, text + 8, sizeof text - 8);
-    } else {
-        const uint8_t *p = b, *end = b + len;
-        struct item it;
-        text[0] = '\0';
-        while (item_next(&p, end, &it) && n + 10 < sizeof text) {
-            n += (size_t)snprintf(text + n, sizeof text - n, "%s%02x:%u:", n ? "|" : "", it.id,
-                                  it.len);
-            hex_text(it.v, it.len, text + n, sizeof text - n);
-            n += strlen(text + n);
-        }
+        hex_text(b, len, text + 8, cap - 8);
+        return 8 + strlen(text + 8);
     }
-    report_attr_set(r, "items", "%s", text);
+    const uint8_t *p = b, *end = b + len;
+    struct item it;
+    size_t n = 0;
+    text[0] = '\0';
+    while (item_next(&p, end, &it) && n + 10 < cap) { /* "|id:len:" fits in 10 */
+        if (n)
+            text[n++] = '|';
+        text[n++] = digits[it.id >> 4];
+        text[n++] = digits[it.id & 15];
+        text[n++] = ':';
+        if (it.len >= 100)
+            text[n++] = (char)('0' + it.len / 100);
+        if (it.len >= 10)
+            text[n++] = (char)('0' + it.len / 10 % 10);
+        text[n++] = (char)('0' + it.len % 10);
+        text[n++] = ':';
+        hex_text(it.v, it.len, text + n, cap - n);
+        n += strlen(text + n);
+    }
+    return n;
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -556,13 +588,32 @@ static const struct lock_kind *lock_kind_by_type(uint8_t type)
     return NULL;
 }
 
+/* Formatter of attr jt.lock_event: "<name> (0x<type>)" of the type byte. */
+static size_t lock_event_text(const uint8_t *type, size_t len, char *out, size_t cap)
+{
+    const struct lock_kind *k = len ? lock_kind_by_type(type[0]) : NULL;
+    int n = snprintf(out, cap, "%s (0x%02x)", k ? k->name : "unknown", len ? type[0] : 0u);
+    return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
+}
+
+#define CARD_DIGITS 10
+
+/* The card number as printed: 10 decimal digits ("%010u"), NUL-terminated. */
+static void card_text(uint32_t v, char card[CARD_DIGITS + 1])
+{
+    for (int i = CARD_DIGITS - 1; i >= 0; i--, v /= 10)
+        card[i] = (char)('0' + v % 10);
+    card[CARD_DIGITS] = '\0';
+}
+
 static struct report_event *add_event(struct report *r, uint8_t type, uint8_t source,
                                       const char *reason)
 {
     struct report_event *e = report_add_event(r, (enum report_event_type)type);
     if (e) {
         e->source = source;
-        snprintf(e->reason, sizeof e->reason, "%s", reason);
+        if (reason[0]) /* the reason is preset to zeros */
+            memcpy(e->reason, reason, strnlen(reason, sizeof e->reason - 1));
     }
     return e;
 }
@@ -573,22 +624,21 @@ static void decode_lock_event(struct report *r, const uint8_t *v, size_t len)
     if (len == 0)
         return;
     const struct lock_kind *k = lock_kind_by_type(v[0]);
-    report_attr_set(r, "jt.lock_event_type", "0x%02x", v[0]);
+    report_attr_uint_hex(r, "jt.lock_event_type", v[0], 2);
+    report_attr_format(r, "jt.lock_event", lock_event_text, v, 1);
     if (!k) {
         char reason[24];
         snprintf(reason, sizeof reason, "lock_event_0x%02x", v[0]);
-        report_attr_set(r, "jt.lock_event", "unknown (0x%02x)", v[0]);
         add_event(r, REPORT_EV_ALARM, REPORT_SRC_NONE, reason);
         return;
     }
-    report_attr_set(r, "jt.lock_event", "%s (0x%02x)", k->name, k->type);
 
     char card[16] = "";
     int status = -1;
     if (k->payload == LP_CARD || k->payload == LP_CARD_STATUS) {
         if (len >= 1 + JT_CARD_LEN) {
-            snprintf(card, sizeof card, "%010u", be32(v + 1));
-            report_attr_set(r, "jt.card", "%s", card);
+            card_text(be32(v + 1), card);
+            report_attr_strn(r, "jt.card", card, CARD_DIGITS);
         }
         if (k->payload == LP_CARD_STATUS && len == 1 + JT_CARD_LEN + 1)
             status = v[len - 1];
@@ -600,8 +650,8 @@ static void decode_lock_event(struct report *r, const uint8_t *v, size_t len)
 
     bool failed = status == JT_UNLOCK_FAILED;
     if (status >= 0) {
-        report_attr_set(r, "jt.unlock_ok", "%s", failed ? "false" : "true");
-        report_attr_set(r, "jt.unlock_status_byte", "%d", status);
+        report_attr_bool(r, "jt.unlock_ok", !failed);
+        report_attr_uint(r, "jt.unlock_status_byte", (uint32_t)status);
     }
     struct report_event *e;
     if (k->event == REPORT_EV_UNLOCK && failed)
@@ -610,7 +660,7 @@ static void decode_lock_event(struct report *r, const uint8_t *v, size_t len)
         e = add_event(r, k->event, k->source, k->reason);
     if (!e)
         return;
-    snprintf(e->card, sizeof e->card, "%s", card);
+    memcpy(e->card, card, sizeof e->card);
     if (k->event == REPORT_EV_RFID_ACCESS)
         e->granted = 0;
     if (status >= 1 && status <= JT_FENCE_MAX)
@@ -619,7 +669,7 @@ static void decode_lock_event(struct report *r, const uint8_t *v, size_t len)
         struct report_event *a = add_event(r, REPORT_EV_RFID_ACCESS, REPORT_SRC_RFID, "");
         if (a) {
             a->granted = 1;
-            snprintf(a->card, sizeof a->card, "%s", card);
+            memcpy(a->card, card, sizeof a->card);
         }
     }
 }
@@ -650,15 +700,15 @@ static void jointech_item(struct report *r, const struct item *it, int *fence_id
         break;
     case 0x30:
         if (it->len == 1)
-            report_attr_set(r, "jt.gsm_signal", "%u", v[0]);
+            report_attr_uint(r, "jt.gsm_signal", v[0]);
         break;
     case 0x31:
         if (it->len == 1)
-            report_attr_set(r, "jt.satellites", "%u", v[0]);
+            report_attr_uint(r, "jt.satellites", v[0]);
         break;
     case 0xD4:
         if (it->len == 1) {
-            report_attr_set(r, "jt.battery_pct", "%u", v[0]);
+            report_attr_uint(r, "jt.battery_pct", v[0]);
             if (v[0] == JT_BATTERY_CHARGING)
                 r->charging = 1;
             else
@@ -668,12 +718,12 @@ static void jointech_item(struct report *r, const struct item *it, int *fence_id
     case 0xD5:
         if (it->len == 2) {
             r->battery_v = be16(v) / 100.0;
-            report_attr_set(r, "jt.battery_v", "%.2f", r->battery_v);
+            report_attr_fixed(r, "jt.battery_v", be16(v), 2);
         }
         break;
     case 0xF9:
         if (it->len == 2)
-            report_attr_set(r, "jt.proto_ver", "%u", be16(v));
+            report_attr_uint(r, "jt.proto_ver", be16(v));
         break;
     case 0xFC:
         if (it->len == 1)
@@ -688,15 +738,15 @@ static void jointech_item(struct report *r, const struct item *it, int *fence_id
             r->cell.mnc = mnc_len == 2 ? be16(v + 2) : v[2];
             r->cell.cid = be32(v + 2 + mnc_len);
             r->cell.lac = be16(v + 6 + mnc_len);
-            report_attr_set(r, "jt.mcc", "%u", r->cell.mcc);
-            report_attr_set(r, "jt.mnc", "%u", r->cell.mnc);
-            report_attr_set(r, "jt.cell_id", "%u", r->cell.cid);
-            report_attr_set(r, "jt.lac", "%u", r->cell.lac);
+            report_attr_uint(r, "jt.mcc", r->cell.mcc);
+            report_attr_uint(r, "jt.mnc", r->cell.mnc);
+            report_attr_uint(r, "jt.cell_id", r->cell.cid);
+            report_attr_uint(r, "jt.lac", r->cell.lac);
         }
         break;
     case 0xFE:
         if (it->len == 4) /* unit unknown (§7): kept raw, not an odometer */
-            report_attr_set(r, "jt.mileage_raw", "%u", be32(v));
+            report_attr_uint(r, "jt.mileage_raw", be32(v));
         break;
     default:
         break;
@@ -707,13 +757,13 @@ static void jointech_item(struct report *r, const struct item *it, int *fence_id
 static void jointech_flags(struct report *r, uint32_t alarm, uint32_t status, int fence_id)
 {
     bool rope = status & ST_JT_ROPE_OPEN, motor = status & ST_JT_MOTOR_OPEN;
-    report_attr_set(r, "jt.rope_bit20", "%d", rope);
-    report_attr_set(r, "jt.motor_bit21", "%d", motor);
-    report_attr_set(r, "jt.lock_open", "%d", rope || motor);
-    report_attr_set(r, "jt.back_cover_bit7", "%d", (status & ST_JT_BACK_COVER) != 0);
-    report_attr_set(r, "jt.gnss_bit18", "%d", (status & ST_GNSS) != 0);
-    report_attr_set(r, "jt.beidou_bit19", "%d", (status & ST_BEIDOU) != 0);
-    report_attr_set(r, "jt.wake_source", "%u", (status >> ST_JT_WAKE_SHIFT) & 15);
+    report_attr_uint(r, "jt.rope_bit20", rope);
+    report_attr_uint(r, "jt.motor_bit21", motor);
+    report_attr_uint(r, "jt.lock_open", rope || motor);
+    report_attr_uint(r, "jt.back_cover_bit7", (status & ST_JT_BACK_COVER) != 0);
+    report_attr_uint(r, "jt.gnss_bit18", (status & ST_GNSS) != 0);
+    report_attr_uint(r, "jt.beidou_bit19", (status & ST_BEIDOU) != 0);
+    report_attr_uint(r, "jt.wake_source", (status >> ST_JT_WAKE_SHIFT) & 15);
     r->lock = rope || motor ? REPORT_LOCK_UNLOCKED : REPORT_LOCK_LOCKED;
 
     if (status & (ST_POSITIONED | ST_GNSS))
@@ -777,7 +827,10 @@ static void bit_list_attr(struct report *r, const char *key, uint32_t bits,
     for (size_t i = 0; i < n_names && i < 32 && n < sizeof text; i++)
         if (names[i] && (bits & (1u << i)))
             n += (size_t)snprintf(text + n, sizeof text - n, "%s%s", n ? "|" : "", names[i]);
-    report_attr_set(r, key, "%s", n ? text : "none");
+    if (n)
+        report_attr_strn(r, key, text, strlen(text));
+    else
+        report_attr_static(r, key, "none");
 }
 
 /* A fence id for an event: area ids are DWORDs, events hold int16 (-1 = none). */
@@ -799,21 +852,21 @@ static void standard_dialect_item(struct report *r, const struct item *it, struc
     switch (it->id) {
     case 0x02:
         if (it->len == 2)
-            report_attr_set(r, "fuel_l", "%.1f", be16(v) / 10.0);
+            report_attr_fixed(r, "fuel_l", be16(v), 1);
         break;
     case 0x03:
         if (it->len == 2)
-            report_attr_set(r, "tacho_speed_kmh", "%.1f", be16(v) / 10.0);
+            report_attr_fixed(r, "tacho_speed_kmh", be16(v), 1);
         break;
     case 0x04:
         if (it->len == 2)
-            report_attr_set(r, "alarm_event_id", "%u", be16(v));
+            report_attr_uint(r, "alarm_event_id", be16(v));
         break;
     case 0x11: /* overspeed: position type, then the area id unless the type is 0 */
         if ((it->len == 1 && v[0] == 0) || (it->len == 5 && v[0] >= 1 && v[0] <= 4)) {
-            report_attr_set(r, "overspeed_area_type", "%s", area_types[v[0]]);
+            report_attr_static(r, "overspeed_area_type", area_types[v[0]]);
             if (it->len == 5) {
-                report_attr_set(r, "overspeed_area_id", "%u", be32(v + 1));
+                report_attr_uint(r, "overspeed_area_id", be32(v + 1));
                 area->overspeed_area = fence_of(be32(v + 1));
             }
         }
@@ -823,36 +876,36 @@ static void standard_dialect_item(struct report *r, const struct item *it, struc
             area->inout_type = v[0];
             area->inout_area = fence_of(be32(v + 1));
             area->inout_exit = v[5] == 1;
-            report_attr_set(r, "area_type", "%s", area_types[v[0]]);
-            report_attr_set(r, "area_id", "%u", be32(v + 1));
-            report_attr_set(r, "area_direction", "%s", v[5] ? "out" : "in");
+            report_attr_static(r, "area_type", area_types[v[0]]);
+            report_attr_uint(r, "area_id", be32(v + 1));
+            report_attr_static(r, "area_direction", v[5] ? "out" : "in");
         }
         break;
     case 0x13: /* route segment driving time: segment id, seconds, 0 too short / 1 too long */
         if (it->len == 7 && v[6] <= 1) {
-            report_attr_set(r, "route_segment_id", "%u", be32(v));
-            report_attr_set(r, "route_drive_time_s", "%u", be16(v + 4));
-            report_attr_set(r, "route_time_result", "%s", v[6] ? "too_long" : "too_short");
+            report_attr_uint(r, "route_segment_id", be32(v));
+            report_attr_uint(r, "route_drive_time_s", be16(v + 4));
+            report_attr_static(r, "route_time_result", v[6] ? "too_long" : "too_short");
         }
         break;
     case 0x25:
         if (it->len == 4) {
-            report_attr_set(r, "vehicle_signals", "0x%08x", be32(v));
+            report_attr_uint_hex(r, "vehicle_signals", be32(v), 8);
             bit_list_attr(r, "vehicle_signals_on", be32(v), vehicle_signals,
                           sizeof vehicle_signals / sizeof vehicle_signals[0]);
         }
         break;
     case 0x2A: /* IO status: bit 0 deep sleep, bit 1 sleep */
         if (it->len == 2) {
-            report_attr_set(r, "io_status", "0x%04x", be16(v));
-            report_attr_set(r, "deep_sleep", "%s", v[1] & 1 ? "true" : "false");
-            report_attr_set(r, "sleep", "%s", v[1] & 2 ? "true" : "false");
+            report_attr_uint_hex(r, "io_status", be16(v), 4);
+            report_attr_bool(r, "deep_sleep", v[1] & 1);
+            report_attr_bool(r, "sleep", v[1] & 2);
         }
         break;
     case 0x2B: /* analog: bits 0–15 AD0, bits 16–31 AD1 (raw, unit not standardised) */
         if (it->len == 4) {
-            report_attr_set(r, "adc0", "%u", be16(v + 2));
-            report_attr_set(r, "adc1", "%u", be16(v));
+            report_attr_uint(r, "adc0", be16(v + 2));
+            report_attr_uint(r, "adc1", be16(v));
         }
         break;
     default: break;
@@ -880,7 +933,7 @@ static void vendor_eb_item(struct report *r, const uint8_t *v, size_t len)
             size_t end = strlen(iccid);
             while (end && iccid[end - 1] == 'f')
                 iccid[--end] = '\0';
-            report_attr_set(r, "iccid", "%s", iccid);
+            report_attr_strn(r, "iccid", iccid, end);
         } else if (type == 0x00A8 && n == 1 && x[0] <= 100) {
             r->battery_pct = x[0];
         } else if (type == 0x002D && n == 2) {
@@ -910,15 +963,15 @@ static void vendor_obd_item(struct report *r, const uint8_t *v, size_t len)
         const uint8_t *x = v + pos + 3;
         size_t n = v[pos + 2];
         if (type == 0x0002 && n == 2)
-            report_attr_set(r, "obd_speed_kmh", "%.1f", be16(x) / 10.0);
+            report_attr_fixed(r, "obd_speed_kmh", be16(x), 1);
         else if (type == 0x0003 && n == 2)
-            report_attr_set(r, "rpm", "%u", be16(x));
+            report_attr_uint(r, "rpm", be16(x));
         else if (type == 0x0004 && n == 2)
-            report_attr_set(r, "obd_power_v", "%.3f", be16(x) / 1000.0);
+            report_attr_fixed(r, "obd_power_v", be16(x), 3);
         else if (type == 0x0005 && n == 4)
-            report_attr_set(r, "obd_odometer_km", "%.1f", be32(x) / 10.0);
+            report_attr_fixed(r, "obd_odometer_km", be32(x), 1);
         else if (type == 0x0009 && n == 2)
-            report_attr_set(r, "coolant_temp_c", "%d", (int)be16(x) - 40);
+            report_attr_int(r, "coolant_temp_c", (int32_t)be16(x) - 40);
         else if (type == 0x0050 && n >= 17)
             text_attr(r, "vin", x, n);
     }
@@ -941,7 +994,7 @@ static void vendor_item(struct report *r, const struct item *it)
         break;
     case 0xE5: /* motion: 1 moving, 0 still */
         if (it->len == 1 && v[0] <= 1)
-            report_attr_set(r, "motion", "%s", v[0] ? "true" : "false");
+            report_attr_bool(r, "motion", v[0]);
         break;
     case 0xEB: vendor_eb_item(r, v, it->len); break;
     case 0xF3: /* one byte = an arming flag on some devices, a tag mask on others: raw */
@@ -980,13 +1033,13 @@ static void standard_flags(struct report *r, uint32_t alarm, uint32_t status,
         r->fix = status & ST_BEIDOU ? REPORT_FIX_BEIDOU
                  : status & ST_GNSS ? REPORT_FIX_GPS
                                     : REPORT_FIX_GNSS;
-    report_attr_set(r, "ignition", "%s", status & ST_ACC ? "true" : "false");
-    report_attr_set(r, "out_of_service", "%s", status & ST_OUT_OF_SERVICE ? "true" : "false");
-    report_attr_set(r, "coords_encrypted", "%s", status & ST_COORDS_ENCRYPTED ? "true" : "false");
-    report_attr_set(r, "load_state", "%s", load_states[(status >> ST_LOAD_SHIFT) & 3]);
-    report_attr_set(r, "oil_cut", "%s", status & ST_OIL_CUT ? "true" : "false");
-    report_attr_set(r, "electric_cut", "%s", status & ST_ELECTRIC_CUT ? "true" : "false");
-    report_attr_set(r, "doors_locked", "%s", status & ST_DOORS_LOCKED ? "true" : "false");
+    report_attr_bool(r, "ignition", status & ST_ACC);
+    report_attr_bool(r, "out_of_service", status & ST_OUT_OF_SERVICE);
+    report_attr_bool(r, "coords_encrypted", status & ST_COORDS_ENCRYPTED);
+    report_attr_static(r, "load_state", load_states[(status >> ST_LOAD_SHIFT) & 3]);
+    report_attr_bool(r, "oil_cut", status & ST_OIL_CUT);
+    report_attr_bool(r, "electric_cut", status & ST_ELECTRIC_CUT);
+    report_attr_bool(r, "doors_locked", status & ST_DOORS_LOCKED);
     bit_list_attr(r, "doors_open", status, doors, sizeof doors / sizeof doors[0]);
     bit_list_attr(r, "gnss_systems", status, gnss, sizeof gnss / sizeof gnss[0]);
     /* A clear bit 12 is also what a tracker without door-lock wiring sends: not "unlocked". */
@@ -1061,11 +1114,9 @@ static int decode_location(const struct proto_ctx *ctx, const uint8_t *b, size_t
     if (len < LOCATION_LEN)
         return ST_ETRUNCATED;
     uint32_t alarm = be32(b), status = be32(b + 4);
-    char hex[13];
-    report_attr_set(r, "alarm", "0x%08x", alarm);
-    report_attr_set(r, "status", "0x%08x", status);
-    hex_text(b + 22, 6, hex, sizeof hex);
-    report_attr_set(r, "time_raw", "%s", hex);
+    report_attr_uint_hex(r, "alarm", alarm, 8);
+    report_attr_uint_hex(r, "status", status, 8);
+    report_attr_bytes_hex(r, "time_raw", b + 22, 6);
 
     r->has_position = true;
     r->valid = status & ST_POSITIONED;
@@ -1082,7 +1133,7 @@ static int decode_location(const struct proto_ctx *ctx, const uint8_t *b, size_t
     const uint8_t *tail = b + LOCATION_LEN;
     size_t tail_len = len - LOCATION_LEN;
     bool tlv = items_well_formed(tail, tail_len);
-    items_attr(r, tail, tail_len, tlv);
+    report_attr_format(r, "items", items_text, tail, tail_len);
     bool jointech = ctx->dialect == JT808_DIALECT_JOINTECH;
     int fence_id = -1;
     struct area_detail area = {.overspeed_area = -1, .inout_type = -1, .inout_area = -1};
@@ -1122,8 +1173,8 @@ static void jt_report_item(struct report *r, const struct item *it, int *fence_i
         if (it->len == 3 || it->len == 4) {
             r->cell.mcc = be16(v);
             r->cell.mnc = it->len == 4 ? be16(v + 2) : v[2];
-            report_attr_set(r, "mcc", "%u", r->cell.mcc);
-            report_attr_set(r, "mnc", "%u", r->cell.mnc);
+            report_attr_uint(r, "mcc", r->cell.mcc);
+            report_attr_uint(r, "mnc", r->cell.mnc);
         }
         break;
     case 0x0B:
@@ -1136,7 +1187,7 @@ static void jt_report_item(struct report *r, const struct item *it, int *fence_i
         break;
     case 0x10:
         if (it->len == 1)
-            report_attr_set(r, "wake_source", "%u", v[0]);
+            report_attr_uint(r, "wake_source", v[0]);
         break;
     case 0xFC:
         if (it->len == 1)
@@ -1180,13 +1231,13 @@ static int decode_jt_report(const struct frame_head *h, struct report *r)
     int rc = jointech_block_decode(b, r);
     if (rc < 0)
         return rc;
-    report_attr_set(r, "valid_flag", "%s", r->valid ? "true" : "false");
+    report_attr_bool(r, "valid_flag", r->valid);
     r->gsm_signal = b[17];
-    report_attr_set(r, "rssi", "%u", b[17]);
+    report_attr_uint(r, "rssi", b[17]);
     r->satellites = b[18];
     r->odometer_km = be32(b + 19);
     uint8_t battery = b[23];
-    report_attr_set(r, "battery_raw", "%u", battery);
+    report_attr_uint(r, "battery_raw", battery);
     if (battery <= 100)
         r->battery_pct = battery;
     else if (battery == 0xAA || battery == 0xAB)
@@ -1194,20 +1245,20 @@ static int decode_jt_report(const struct frame_head *h, struct report *r)
     r->cell.cid = be32(b + 24);
     r->cell.lac = be16(b + 28);
     r->has_cell = r->cell.cid || r->cell.lac;
-    report_attr_set(r, "cid", "%u", r->cell.cid);
-    report_attr_set(r, "lac", "%u", r->cell.lac);
+    report_attr_uint(r, "cid", r->cell.cid);
+    report_attr_uint(r, "lac", r->cell.lac);
     uint8_t product = b[30];
     uint16_t status = be16(b + 31), alarm = be16(b + 33);
-    report_attr_set(r, "product", "%u", product);
-    report_attr_set(r, "status16", "0x%04x", status);
-    report_attr_set(r, "alarm16", "0x%04x", alarm);
+    report_attr_uint(r, "product", product);
+    report_attr_uint_hex(r, "status16", status, 4);
+    report_attr_uint_hex(r, "alarm16", alarm, 4);
     if (product == 3)
-        report_attr_set(r, "output_blocked", "%s", status & (1u << 5) ? "true" : "false");
+        report_attr_bool(r, "output_blocked", status & (1u << 5));
 
     const uint8_t *tail = b + JT_REPORT_LEN, *end = b + h->body_len;
     size_t tail_len = h->body_len - JT_REPORT_LEN;
     bool tlv = items_well_formed(tail, tail_len);
-    items_attr(r, tail, tail_len, tlv);
+    report_attr_format(r, "items", items_text, tail, tail_len);
     int fence_id = -1;
     struct item it;
     while (tlv && item_next(&tail, end, &it))
@@ -1238,9 +1289,9 @@ static int decode_register(const struct frame_head *h, struct report *r)
     if (h->body_len < fixed)
         return ST_ETRUNCATED;
     const uint8_t *p = h->body;
-    report_attr_set(r, "layout", "%s", layout);
-    report_attr_set(r, "province", "%u", be16(p));
-    report_attr_set(r, "city", "%u", be16(p + 2));
+    report_attr_static(r, "layout", layout);
+    report_attr_uint(r, "province", be16(p));
+    report_attr_uint(r, "city", be16(p + 2));
     p += 4;
     text_attr(r, "maker", p, maker_len);
     p += maker_len;
@@ -1248,7 +1299,7 @@ static int decode_register(const struct frame_head *h, struct report *r)
     p += model_len;
     text_attr(r, "terminal_id", p, tid_len);
     p += tid_len;
-    report_attr_set(r, "plate_color", "%u", *p++);
+    report_attr_uint(r, "plate_color", *p++);
     text_attr(r, "plate", p, h->body_len - fixed);
     return 0;
 }
@@ -1275,9 +1326,9 @@ static void decode_general_ack(const struct frame_head *h, struct report *r)
 {
     if (h->body_len < 5)
         return;
-    report_attr_set(r, "ack_serial", "%u", be16(h->body));
-    report_attr_set(r, "ack_msg_id", "0x%04x", be16(h->body + 2));
-    report_attr_set(r, "result", "%u", h->body[4]);
+    report_attr_uint(r, "ack_serial", be16(h->body));
+    report_attr_uint_hex(r, "ack_msg_id", be16(h->body + 2), 4);
+    report_attr_uint(r, "result", h->body[4]);
 }
 
 /* 0x0704: count (2), type (1), then count × [length (2) + 0x0200 body]; one report each.
@@ -1295,9 +1346,9 @@ static int decode_batch(const struct proto_ctx *ctx, const struct frame_head *h,
         size_t rec_len = be16(p);
         struct report *r = &out[n];
         head_attrs(h, r);
-        report_attr_set(r, "count", "%u", count);
-        report_attr_set(r, "batch_type", "%u", type);
-        report_attr_set(r, "record", "%zu", n);
+        report_attr_uint(r, "count", count);
+        report_attr_uint(r, "batch_type", type);
+        report_attr_uint(r, "record", (uint32_t)n);
         if (decode_location(ctx, p + 2, rec_len, r) < 0)
             break;
         p += 2 + rec_len;
@@ -1307,8 +1358,8 @@ static int decode_batch(const struct proto_ctx *ctx, const struct frame_head *h,
         return ST_EMALFORMED;
     if (n == 0) { /* an empty batch still names the device */
         head_attrs(h, &out[0]);
-        report_attr_set(&out[0], "count", "0");
-        report_attr_set(&out[0], "batch_type", "%u", type);
+        report_attr_uint(&out[0], "count", 0);
+        report_attr_uint(&out[0], "batch_type", type);
         n = 1;
     }
     *n_out = n;
@@ -1318,7 +1369,7 @@ static int decode_batch(const struct proto_ctx *ctx, const struct frame_head *h,
 /* Raw body for messages decoded no further (sub-packets, encrypted bodies, unknown ids). */
 static void body_attr(const struct frame_head *h, struct report *r)
 {
-    report_attr_hex(r, "body", h->body, h->body_len);
+    report_attr_bytes_hex(r, "body", h->body, h->body_len);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -1400,15 +1451,20 @@ static int decode_binary(struct proto_ctx *ctx, const uint8_t *frame, size_t len
                          struct report *out, size_t max_out, size_t *n_out,
                          struct proto_reply *reply)
 {
-    uint8_t u[PROTO_FRAME_MAX];
+    uint8_t copy[PROTO_FRAME_MAX];
+    const uint8_t *u = frame + 1; /* read in place unless something is escaped */
     size_t used;
     if (len < 2 || frame[len - 1] != DELIM)
         return ST_EMALFORMED;
-    ptrdiff_t n = unescape(frame + 1, len - 2, u, sizeof u, &used);
-    if (n < 0)
-        return (int)n;
-    if (used != len - 2)
-        return ST_EMALFORMED; /* a 0x7E or a dangling 0x7D inside */
+    ptrdiff_t n = (ptrdiff_t)plain_run(u, len - 2);
+    if ((size_t)n < len - 2) {
+        n = unescape(u, len - 2, copy, sizeof copy, &used);
+        if (n < 0)
+            return (int)n;
+        if (used != len - 2)
+            return ST_EMALFORMED; /* a 0x7E or a dangling 0x7D inside */
+        u = copy;
+    }
     struct frame_head h;
     int rc = parse_head(u, (size_t)n, &h);
     if (rc < 0)
@@ -1445,7 +1501,7 @@ static int decode_binary(struct proto_ctx *ctx, const uint8_t *frame, size_t len
         break;
     case MSG_TEXT_DOWN:
         if (h.body_len >= 1) {
-            report_attr_set(r, "body_flag", "%u", h.body[0]);
+            report_attr_uint(r, "body_flag", h.body[0]);
             text_attr(r, "text", h.body + 1, h.body_len - 1);
         }
         break;
@@ -1555,9 +1611,9 @@ static ptrdiff_t frame_binary(const uint8_t *buf, size_t len)
     if (len >= 2 && buf[1] == DELIM)
         return -1;
     size_t limit = len < PROTO_FRAME_MAX ? len : PROTO_FRAME_MAX;
-    for (size_t i = 1; i < limit; i++)
-        if (buf[i] == DELIM)
-            return (ptrdiff_t)i + 1;
+    const uint8_t *end = limit > 1 ? memchr(buf + 1, DELIM, limit - 1) : NULL;
+    if (end)
+        return end - buf + 1;
     return len >= PROTO_FRAME_MAX ? -(ptrdiff_t)PROTO_FRAME_MAX : 0;
 }
 

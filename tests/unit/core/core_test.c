@@ -163,6 +163,12 @@ static void test_config(void **state)
     unlink(path);
 }
 
+/* Formatter of a REPORT_ATTR_FORMAT attribute: the byte count and the first byte. */
+static size_t format_first(const uint8_t *data, size_t len, char *out, size_t cap)
+{
+    return (size_t)snprintf(out, cap, "%zu:%u", len, len ? data[0] : 0u);
+}
+
 static void test_report_attrs(void **state)
 {
     (void)state;
@@ -172,25 +178,72 @@ static void test_report_attrs(void **state)
     assert_int_equal(report_attr_set(&r, "a", "%d", 1), 0);
     assert_int_equal(report_attr_set(&r, "a", "%s", "two"), 0);
     assert_string_equal(report_attr_get(&r, "a"), "two");
-    assert_int_equal(r.n_attrs, 1);
     uint8_t bytes[3] = {0x0b, 0xad, 0xff};
-    report_attr_hex(&r, "h", bytes, 3);
+    char key[16];
+    snprintf(key, sizeof key, "h");
+    report_attr_hex(&r, key, bytes, 3);
+    memset(key, 0, sizeof key); /* report_attr_hex keeps its own copy of the key */
     assert_string_equal(report_attr_get(&r, "h"), "0badff");
     assert_null(report_attr_get(&r, "missing"));
+
+    /* typed values, formatted when read; equal to the printf forms they replace */
+    report_attr_int(&r, "i", -42);
+    report_attr_int(&r, "imin", INT32_MIN);
+    report_attr_uint(&r, "u", 4294967295u);
+    report_attr_uint_hex(&r, "x2", 0x5, 2);
+    report_attr_uint_hex(&r, "x4", 0x12345, 4);
+    report_attr_fixed(&r, "f2", 418, 2);
+    report_attr_fixed(&r, "f3", 7, 3);
+    report_attr_fixed(&r, "f0", 12, 0);
+    report_attr_bool(&r, "b", true);
+    report_attr_static(&r, "s", "static");
+    report_attr_strn(&r, "n", "abcdef", 3);
+    report_attr_bytes_hex(&r, "y", bytes, 2);
+    report_attr_format(&r, "fmt", format_first, bytes + 1, 2);
+    report_attr_bool(&r, "b", false); /* set again: first place, last value */
+    assert_string_equal(report_attr_get(&r, "i"), "-42");
+    assert_string_equal(report_attr_get(&r, "imin"), "-2147483648");
+    assert_string_equal(report_attr_get(&r, "u"), "4294967295");
+    assert_string_equal(report_attr_get(&r, "x2"), "0x05");
+    assert_string_equal(report_attr_get(&r, "x4"), "0x12345");
+    assert_string_equal(report_attr_get(&r, "f2"), "4.18");
+    assert_string_equal(report_attr_get(&r, "f3"), "0.007");
+    assert_string_equal(report_attr_get(&r, "f0"), "12");
+    assert_string_equal(report_attr_get(&r, "s"), "static");
+    assert_string_equal(report_attr_get(&r, "n"), "abc");
+    assert_string_equal(report_attr_get(&r, "y"), "0bad");
+    assert_string_equal(report_attr_get(&r, "fmt"), "2:173");
+    assert_string_equal(report_attr_get(&r, "b"), "false");
+
+    /* a copy of the used part is a whole report: nothing points into the original */
+    static struct report copy;
+    memcpy(&copy, &r, offsetof(struct report, attr_text) + r.attr_used);
+    memset(&r, 0xA5, sizeof r);
+    struct buf b = {0};
+    struct jsonw w;
+    jsonw_init(&w, &b);
+    report_json_attrs(&w, &copy);
+    buf_append(&b, "", 1);
+    assert_string_equal((char *)b.data,
+                        "{\"a\":\"two\",\"h\":\"0badff\",\"i\":\"-42\",\"imin\":\"-2147483648\","
+                        "\"u\":\"4294967295\",\"x2\":\"0x05\",\"x4\":\"0x12345\",\"f2\":\"4.18\","
+                        "\"f3\":\"0.007\",\"f0\":\"12\",\"b\":\"false\",\"s\":\"static\","
+                        "\"n\":\"abc\",\"y\":\"0bad\",\"fmt\":\"2:173\"}");
+    b.len = 0;
+
     /* the bag refuses, never overflows */
-    char key[16];
+    report_init(&r, "jt808");
     int full = 0;
     for (int i = 0; i < 200; i++) {
         snprintf(key, sizeof key, "k%d", i);
         full |= report_attr_set(&r, key, "%0100d", i) == ST_EFULL;
+        full |= report_attr_uint(&r, "t", (unsigned)i) == ST_EFULL;
     }
     assert_true(full);
     assert_true(r.attr_used <= sizeof r.attr_text);
     struct report_event *e = report_add_event(&r, REPORT_EV_UNLOCK);
     e->source = REPORT_SRC_RFID;
     snprintf(e->card, sizeof e->card, "0006437449");
-    struct buf b = {0};
-    struct jsonw w;
     jsonw_init(&w, &b);
     report_json_event(&w, e);
     buf_append(&b, "", 1);
