@@ -7,6 +7,7 @@
 
 #include "src/core/err.h"
 #include "src/proto/jt600.h"
+#include "fuzz_report.h"
 
 static struct report reports[PROTO_MAX_REPORTS];
 
@@ -23,9 +24,9 @@ static void decode_checked(int (*decode)(struct proto_ctx *, const uint8_t *, si
         (rc < 0 && rc != ST_EUNSUPPORTED && n != 0))
         __builtin_trap();
     for (size_t i = 0; i < n; i++)
-        if (reports[i].attr_used > sizeof reports[i].attr_text ||
-            memchr(reports[i].device_id, '\0', sizeof reports[i].device_id) == NULL)
+        if (memchr(reports[i].device_id, '\0', sizeof reports[i].device_id) == NULL)
             __builtin_trap();
+    fuzz_check_reports(reports, n);
 }
 
 /* A produced command is one whole `( … )` text frame. */

@@ -8,6 +8,7 @@
 
 #include "../src/proto/jt808.h"
 #include "../src/proto/proto.h"
+#include "fuzz_report.h"
 
 static struct report reports[PROTO_MAX_REPORTS];
 
@@ -24,6 +25,7 @@ static void decode_one(const uint8_t *frame, size_t len, uint8_t dialect)
         if (reports[i].has_position)
             (void)jt808_encode_location(&reports[i], body, sizeof body);
     }
+    fuzz_check_reports(reports, n_out);
 }
 
 /* A produced command is exactly one whole frame, and the serial moved only then. */

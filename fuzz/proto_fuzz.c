@@ -7,6 +7,7 @@
 
 #include "../src/core/err.h"
 #include "../src/proto/proto.h"
+#include "fuzz_report.h"
 
 #ifndef FUZZ_PROTO
 #error "build with -DFUZZ_PROTO=proto_<name>"
@@ -22,10 +23,7 @@ static void decode_one(const uint8_t *frame, size_t len)
     int rc = FUZZ_PROTO.decode(&ctx, frame, len, reports, PROTO_MAX_REPORTS, &n, &reply);
     if (n > PROTO_MAX_REPORTS || reply.len > PROTO_REPLY_MAX || (rc < 0 && rc != ST_EUNSUPPORTED && n != 0))
         __builtin_trap(); /* only ST_EUNSUPPORTED may carry a report (naming the device) */
-    for (size_t i = 0; i < n; i++)
-        if (reports[i].attr_used > sizeof reports[i].attr_text ||
-            reports[i].n_events > REPORT_MAX_EVENTS)
-            __builtin_trap();
+    fuzz_check_reports(reports, n);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size); /* libFuzzer's entry point */

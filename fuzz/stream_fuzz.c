@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../src/proto/proto.h"
+#include "fuzz_report.h"
 
 static struct report reports[PROTO_MAX_REPORTS];
 static uint8_t acc[2 * PROTO_FRAME_MAX + 65536];
@@ -36,6 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             (void)ps.proto->decode(&ctx, acc + off, flen, reports, PROTO_MAX_REPORTS, &n_out, &reply);
             if (n_out > PROTO_MAX_REPORTS || reply.len > PROTO_REPLY_MAX)
                 __builtin_trap();
+            fuzz_check_reports(reports, n_out);
             off += flen;
         }
         if (k == PROTO_STREAM_UNKNOWN) /* the server closes here */

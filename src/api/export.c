@@ -15,6 +15,7 @@
 #include "../core/jsonw.h"
 #include "../core/mem.h"
 #include "../core/timeutil.h"
+#include "../core/utf8.h"
 
 #define EARTH_RADIUS_M 6371008.8
 #define DEG_TO_RAD (3.14159265358979323846 / 180.0)
@@ -325,13 +326,25 @@ static void csv_header(struct buf *out, const char *columns)
 /* ------------------------------------------------------------------ XML / GPX */
 
 /* Escape the five XML specials. Control characters other than tab, LF and CR are
- * not allowed in XML 1.0 at all, so they are dropped instead of breaking the file. */
+ * not allowed in XML 1.0 at all, so they are dropped instead of breaking the file;
+ * bytes that are not UTF-8 (the document's encoding) become U+FFFD. */
 static void xml_text(struct buf *out, const char *s)
 {
-    size_t run = 0, i = 0;
-    for (; s[i]; i++) {
+    size_t run = 0, i = 0, n = strlen(s);
+    for (; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         const char *entity;
+        if (c >= 0x80) {
+            size_t len = st_utf8_valid_len((const unsigned char *)s + i, n - i);
+            if (len) {
+                i += len - 1;
+                continue;
+            }
+            buf_append(out, s + run, i - run);
+            buf_append_str(out, "\xef\xbf\xbd");
+            run = i + 1;
+            continue;
+        }
         switch (c) {
         case '&': entity = "&amp;"; break;
         case '<': entity = "&lt;"; break;

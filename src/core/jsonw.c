@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "utf8.h"
+
 void jsonw_init(struct jsonw *w, struct buf *out)
 {
     w->out = out;
@@ -45,13 +47,21 @@ void jsonw_obj_end(struct jsonw *w) { close_(w, '}'); }
 void jsonw_arr_begin(struct jsonw *w) { open(w, '['); }
 void jsonw_arr_end(struct jsonw *w) { close_(w, ']'); }
 
+/* Device-supplied text may hold any bytes: control characters are escaped and bytes
+ * that are not UTF-8 become U+FFFD, so the output is always valid JSON. */
 static void escaped(struct buf *b, const char *s, size_t n)
 {
     buf_append(b, "\"", 1);
     size_t run = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
+        if (c >= 0x80) {
+            size_t len = st_utf8_valid_len((const unsigned char *)s + i, n - i);
+            if (len) {
+                i += len - 1;
+                continue;
+            }
+        } else if (c >= 0x20 && c != '"' && c != '\\')
             continue;
         buf_append(b, s + run, i - run);
         run = i + 1;
@@ -63,6 +73,10 @@ static void escaped(struct buf *b, const char *s, size_t n)
         case '\r': buf_append(b, "\\r", 2); break;
         case '\t': buf_append(b, "\\t", 2); break;
         default:
+            if (c >= 0x80) {
+                buf_append(b, "\\ufffd", 6);
+                break;
+            }
             snprintf(esc, sizeof esc, "\\u%04x", c);
             buf_append(b, esc, 6);
         }

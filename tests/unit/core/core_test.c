@@ -74,6 +74,13 @@ static void test_jsonw(void **state)
     assert_string_equal((char *)b.data,
                         "{\"s\":\"a\\\"b\\\\c\\n\\u0001\",\"n\":9.26,\"z\":0,\"i\":-42,"
                         "\"a\":[true,null,{}]}");
+    /* bytes that are not UTF-8 become U+FFFD; well-formed sequences pass unchanged */
+    b.len = 0;
+    jsonw_init(&w, &b);
+    jsonw_str(&w, "\xb3x\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\xc0\xaf\xed\xa0\x80\xe2\x82");
+    buf_append(&b, "", 1);
+    assert_string_equal((char *)b.data, "\"\\ufffdx\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"
+                                        "\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd\"");
     buf_free(&b);
 }
 
