@@ -23,6 +23,7 @@
 #include "../proto/proto.h"
 
 #define MAX_WINDOW 64
+#define FRAME_MAX 1024 /* bytes of one scripted frame at most */
 
 enum expect_kind {
     EXPECT_EXACT,      /* reply bytes known in advance */
@@ -241,71 +242,86 @@ static size_t build_jt600(struct device *d, int step, uint8_t *out, size_t cap)
 static void device_finish(struct device *d);
 static void on_pause(uv_timer_t *t);
 
-static void on_sent(uv_write_t *req, int status)
+static void send_failed(struct device *d, int status)
 {
-    struct device *d = req->data;
     if (status < 0 && !d->failed) {
         fprintf(stderr, "sim: device %s: send failed: %s\n", d->id, uv_strerror(status));
         d->failed = 1;
         device_finish(d);
     }
+}
+
+static void on_sent(uv_write_t *req, int status)
+{
+    send_failed(req->data, status);
     st_free(req);
 }
 
 static void on_udp_sent(uv_udp_send_t *req, int status)
 {
-    struct device *d = req->data;
-    if (status < 0 && !d->failed) {
-        fprintf(stderr, "sim: device %s: send failed: %s\n", d->id, uv_strerror(status));
-        d->failed = 1;
-        device_finish(d);
-    }
+    send_failed(req->data, status);
     st_free(req);
 }
 
 static void send_bytes(struct device *d, const uint8_t *p, size_t n)
 {
     struct sim *s = d->sim;
-    /* The request and its bytes in one allocation, freed when the write completes. */
-    if (s->o->udp) {
+    if (s->o->udp) { /* the request and its bytes in one allocation, freed when sent */
         uv_udp_send_t *req = st_malloc(sizeof *req + n);
         memcpy(req + 1, p, n);
         req->data = d;
         uv_buf_t b = uv_buf_init((char *)(req + 1), (unsigned)n);
         uv_udp_send(req, &d->h.udp, &b, 1, (const struct sockaddr *)&s->addr, on_udp_sent);
-    } else {
-        uv_write_t *req = st_malloc(sizeof *req + n);
-        memcpy(req + 1, p, n);
-        req->data = d;
-        uv_buf_t b = uv_buf_init((char *)(req + 1), (unsigned)n);
-        uv_write(req, (uv_stream_t *)&d->h.tcp, &b, 1, on_sent);
+        return;
     }
-    s->sent++;
+    /* Most writes go out at once; only what the socket does not take needs a request. */
+    uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
+    int w = uv_try_write((uv_stream_t *)&d->h.tcp, &b, 1);
+    if (w < 0 && w != UV_EAGAIN) {
+        send_failed(d, w);
+        return;
+    }
+    size_t done = w > 0 ? (size_t)w : 0;
+    if (done == n)
+        return;
+    uv_write_t *req = st_malloc(sizeof *req + (n - done));
+    memcpy(req + 1, p + done, n - done);
+    req->data = d;
+    b = uv_buf_init((char *)(req + 1), (unsigned)(n - done));
+    uv_write(req, (uv_stream_t *)&d->h.tcp, &b, 1, on_sent);
 }
 
 /* Send script steps while the window has room. Steps that depend on an earlier
- * reply (authentication needs the registration's code) wait for it. */
+ * reply (authentication needs the registration's code) wait for it. Over TCP the
+ * frames of one call go out in one write, as a device's queued frames would. */
 static void pump(struct device *d)
 {
     struct sim *s = d->sim;
+    static uint8_t out[MAX_WINDOW * FRAME_MAX];
+    size_t len = 0;
     while (!d->failed && d->step < d->steps && d->q_len < s->o->window) {
         if (s->jt808 && d->step == 1 && !d->auth_code[0])
-            return;
+            break;
         if (s->jt808 && d->step >= 1 && d->step <= 2 && d->q_len > 0)
-            return; /* handshake one frame at a time, as devices do */
-        uint8_t frame[1024];
-        size_t n = s->jt808 ? build_jt808(d, d->step, frame, sizeof frame)
-                            : build_jt600(d, d->step, frame, sizeof frame);
+            break; /* handshake one frame at a time, as devices do */
+        size_t n = s->jt808 ? build_jt808(d, d->step, out + len, FRAME_MAX)
+                            : build_jt600(d, d->step, out + len, FRAME_MAX);
         d->step++;
         if (n == 0) {
             fprintf(stderr, "sim: device %s: could not encode step %d\n", d->id, d->step - 1);
             d->failed = 1;
             break;
         }
-        send_bytes(d, frame, n);
+        s->sent++;
+        if (s->o->udp)
+            send_bytes(d, out, n);
+        else
+            len += n;
         if (s->o->interval_ms > 0)
             break;
     }
+    if (len && !d->failed)
+        send_bytes(d, out, len);
     if (d->failed || (d->step >= d->steps && d->q_len == 0))
         device_finish(d);
     else if (s->o->interval_ms > 0 && d->q_len == 0 && d->step < d->steps)

@@ -273,6 +273,42 @@ static void test_raw_cap_and_queue_limit(void **state)
 }
 
 /* Frames beyond batch_max wait in further batches: all committed, in order. */
+/* Reports of one device in one transaction fold into one device_state row as the reports
+ * one by one would have: the latest fix by fix time, the last known battery and lock. */
+static void test_state_of_a_batch(void **state)
+{
+    (void)state;
+    struct store_opts o = {.path = db_path, .batch_max = 100, .queue_max = 1000,
+                           .raw_frames_max = 1000, .notify = on_notify};
+    struct store *st;
+    assert_int_equal(store_open(&o, &st), 0);
+    sqlite3 *blocker; /* holds the writer back so that both frames share its next batch */
+    assert_int_equal(sqlite3_open(db_path, &blocker), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(blocker, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    static struct report r[2];
+    int owners[2];
+    make_report(&r[0], "9", 1700002000, 2.0);
+    make_report(&r[1], "9", 1700001000, 1.0); /* buffered history after the newer fix */
+    r[1].battery_pct = 40;
+    r[1].lock = REPORT_LOCK_UNLOCKED;
+    struct store_frame f = frame_of(&owners[0], "9", &r[0], 1, "");
+    assert_int_equal(store_submit(st, &f), 0);
+    f = frame_of(&owners[1], "9", &r[1], 1, "");
+    assert_int_equal(store_submit(st, &f), 0);
+    assert_int_equal(sqlite3_exec(blocker, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(blocker);
+    struct seen s = {0};
+    drain_until(st, &s, 2);
+    assert_int_equal(scalar(db_path, "SELECT count(*) FROM device_state"), 1);
+    assert_int_equal(scalar(db_path, "SELECT fix_time FROM device_state"), 1700002000);
+    assert_int_equal(scalar(db_path, "SELECT lat * 10 FROM device_state"), 20);
+    assert_int_equal(scalar(db_path, "SELECT battery_pct FROM device_state"), 40);
+    assert_int_equal(scalar(db_path, "SELECT lock_state = 'unlocked' FROM device_state"), 1);
+    assert_int_equal(scalar(db_path, "SELECT position_id = (SELECT id FROM positions WHERE"
+                                     " fix_time = 1700002000) FROM device_state"), 1);
+    store_close(st);
+}
+
 static void test_batch_max_splits(void **state)
 {
     (void)state;
@@ -309,6 +345,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_register_known_and_tz, setup, teardown),
         cmocka_unit_test_setup_teardown(test_raw_cap_and_queue_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_max_splits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_state_of_a_batch, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
