@@ -2,6 +2,7 @@
 #include "fuzz_report.h"
 
 #include <jansson.h>
+#include <stdio.h>
 
 #include "../src/core/buf.h"
 #include "../src/core/jsonw.h"
@@ -18,9 +19,13 @@ void fuzz_check_reports(const struct report *reports, size_t n)
         out.len = 0;
         jsonw_init(&w, &out);
         report_json_write(&w, r);
-        json_t *back = json_loadb((const char *)out.data, out.len, 0, NULL);
-        if (!back || !json_is_object(back))
-            __builtin_trap(); /* the stored JSON of a report must always parse */
+        json_error_t err;
+        json_t *back = json_loadb((const char *)out.data, out.len, 0, &err);
+        if (!back || !json_is_object(back)) { /* the stored JSON of a report must always parse */
+            fprintf(stderr, "report JSON does not parse (%s at %d): %.*s\n", err.text, err.position,
+                    (int)out.len, (const char *)out.data);
+            __builtin_trap();
+        }
         json_decref(back);
     }
 }

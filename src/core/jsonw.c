@@ -118,6 +118,11 @@ void jsonw_num(struct jsonw *w, double v, int decimals)
     }
     sep(w);
     char tmp[64];
+    if (fabs(v) >= 1e15) { /* a device's absurd value: exponent form, not a 300-digit integer */
+        int len = snprintf(tmp, sizeof tmp, "%.17g", v);
+        buf_append(w->out, tmp, (size_t)len);
+        return;
+    }
     int n = snprintf(tmp, sizeof tmp, "%.*f", decimals, v);
     /* Trim trailing zeros so 9.260000 prints as 9.26 and 18.0 as 18. */
     if (memchr(tmp, '.', (size_t)n)) {

@@ -74,6 +74,16 @@ static void test_jsonw(void **state)
     assert_string_equal((char *)b.data,
                         "{\"s\":\"a\\\"b\\\\c\\n\\u0001\",\"n\":9.26,\"z\":0,\"i\":-42,"
                         "\"a\":[true,null,{}]}");
+    /* huge values (a device's garbage) in exponent form: fits, and parsers take it */
+    b.len = 0;
+    jsonw_init(&w, &b);
+    jsonw_arr_begin(&w);
+    jsonw_num(&w, 6.8888888888888889e25, 1);
+    jsonw_num(&w, -1e300, 6);
+    jsonw_num(&w, 123456789012345.5, 1);
+    jsonw_arr_end(&w);
+    buf_append(&b, "", 1);
+    assert_string_equal((char *)b.data, "[6.888888888888889e+25,-1.0000000000000001e+300,123456789012345.5]");
     /* bytes that are not UTF-8 become U+FFFD; well-formed sequences pass unchanged */
     b.len = 0;
     jsonw_init(&w, &b);
