@@ -70,27 +70,6 @@ double export_distance_m(double lat1, double lon1, double lat2, double lon2)
     return 2.0 * EARTH_RADIUS_M * asin(sqrt(a));
 }
 
-/* Fixed-point text of v with at most `decimals` places and trailing zeros trimmed
- * ("9.26", "18"), the same shape jsonw_num prints. Returns the length; 0 for NaN/inf. */
-static size_t format_decimal(double v, int decimals, char *text, size_t cap)
-{
-    if (!isfinite(v))
-        return 0;
-    int n = snprintf(text, cap, "%.*f", decimals, v);
-    if (n <= 0 || (size_t)n >= cap)
-        return 0;
-    if (memchr(text, '.', (size_t)n)) {
-        while (n > 0 && text[n - 1] == '0')
-            n--;
-        if (n > 0 && text[n - 1] == '.')
-            n--;
-    }
-    if (n == 2 && text[0] == '-' && text[1] == '0')
-        n = snprintf(text, cap, "0");
-    text[n] = '\0';
-    return (size_t)n;
-}
-
 static bool has_position(double lat, double lon)
 {
     return isfinite(lat) && isfinite(lon);
@@ -280,7 +259,7 @@ static void csv_str(struct csv_line *l, const char *s)
 static void csv_num(struct csv_line *l, double v, int decimals)
 {
     char text[64];
-    size_t n = format_decimal(v, decimals, text, sizeof text);
+    size_t n = jsonw_format_num(v, decimals, text, sizeof text);
     csv_separator(l);
     buf_append(l->out, text, n); /* n = 0 (empty field) when missing */
 }
@@ -377,7 +356,7 @@ static void xml_element(struct buf *out, const char *tag, const char *text)
 static void xml_number_element(struct buf *out, const char *tag, double v, int decimals)
 {
     char text[64];
-    if (format_decimal(v, decimals, text, sizeof text) > 0)
+    if (jsonw_format_num(v, decimals, text, sizeof text) > 0)
         xml_element(out, tag, text);
 }
 
@@ -422,8 +401,8 @@ struct gpx_point {
 static void gpx_point(struct buf *out, const char *tag, const struct gpx_point *p)
 {
     char lat[64], lon[64], iso[ST_ISO_LEN];
-    format_decimal(p->lat, COORD_DECIMALS, lat, sizeof lat);
-    format_decimal(p->lon, COORD_DECIMALS, lon, sizeof lon);
+    jsonw_format_num(p->lat, COORD_DECIMALS, lat, sizeof lat);
+    jsonw_format_num(p->lon, COORD_DECIMALS, lon, sizeof lon);
     buf_printf(out, "<%s lat=\"%s\" lon=\"%s\">", tag, lat, lon);
     /* Children in the order the GPX 1.1 schema's wptType requires. */
     xml_number_element(out, "ele", p->altitude, MEASURE_DECIMALS);

@@ -110,31 +110,39 @@ void jsonw_int(struct jsonw *w, int64_t v)
     buf_printf(w->out, "%lld", (long long)v);
 }
 
+size_t jsonw_format_num(double v, int decimals, char *text, size_t cap)
+{
+    if (!isfinite(v) || cap < 32)
+        return 0;
+    if (fabs(v) >= 1e15) /* a device's absurd value: exponent form, not a 300-digit integer */
+        return (size_t)snprintf(text, cap, "%.17g", v);
+    /* below 1e15 with at most 12 places: at most 29 characters */
+    int n = snprintf(text, cap, "%.*f", decimals < 0 ? 0 : decimals > 12 ? 12 : decimals, v);
+    /* Trim trailing zeros so 9.260000 prints as 9.26 and 18.0 as 18. */
+    if (memchr(text, '.', (size_t)n)) {
+        while (n > 0 && text[n - 1] == '0')
+            n--;
+        if (n > 0 && text[n - 1] == '.')
+            n--;
+    }
+    if (n == 2 && text[0] == '-' && text[1] == '0') { /* -0.0000001 at 6 places */
+        text[0] = '0';
+        n = 1;
+    }
+    text[n] = '\0';
+    return (size_t)n;
+}
+
 void jsonw_num(struct jsonw *w, double v, int decimals)
 {
-    if (!isfinite(v)) {
+    char tmp[64];
+    size_t n = jsonw_format_num(v, decimals, tmp, sizeof tmp);
+    if (n == 0) {
         jsonw_null(w);
         return;
     }
     sep(w);
-    char tmp[64];
-    if (fabs(v) >= 1e15) { /* a device's absurd value: exponent form, not a 300-digit integer */
-        int len = snprintf(tmp, sizeof tmp, "%.17g", v);
-        buf_append(w->out, tmp, (size_t)len);
-        return;
-    }
-    int n = snprintf(tmp, sizeof tmp, "%.*f", decimals, v);
-    /* Trim trailing zeros so 9.260000 prints as 9.26 and 18.0 as 18. */
-    if (memchr(tmp, '.', (size_t)n)) {
-        while (n > 0 && tmp[n - 1] == '0')
-            n--;
-        if (n > 0 && tmp[n - 1] == '.')
-            n--;
-    }
-    if (n == 2 && tmp[0] == '-' && tmp[1] == '0')
-        buf_append(w->out, "0", 1);
-    else
-        buf_append(w->out, tmp, (size_t)n);
+    buf_append(w->out, tmp, n);
 }
 
 void jsonw_bool(struct jsonw *w, bool v)

@@ -26,6 +26,10 @@ void jsonw_key(struct jsonw *w, const char *key);
 void jsonw_str(struct jsonw *w, const char *s);
 void jsonw_strn(struct jsonw *w, const char *s, size_t n);
 void jsonw_int(struct jsonw *w, int64_t v);
+/** v as JSON number text into text[cap ≥ 32]: at most `decimals` places (≤ 12), trailing
+ *  zeros trimmed ("9.26", "18"), exponent form from 1e15 up. Returns the length; 0 for
+ *  NaN/inf (and a cap under 32). CSV and GPX writers share it. */
+size_t jsonw_format_num(double v, int decimals, char *text, size_t cap);
 /** Shortest round-trip form with at most `decimals` places; NaN/inf → null. */
 void jsonw_num(struct jsonw *w, double v, int decimals);
 void jsonw_bool(struct jsonw *w, bool v);
