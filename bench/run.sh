@@ -26,29 +26,38 @@ fi
 
 # Memory per idle TCP connection.
 python3 bench/idle_conns.py "$bin" 10000 19000
+ulimit -n 20000 2>/dev/null || true
+# e2e SYNC LABEL SIM-ARGS...: a fresh server and database, one sim run, the server's CPU per
+# frame and peak RSS from /proc.
+e2e() {
+    sync=$1 label=$2
+    shift 2
+    dir=$(mktemp -d)
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    "$bin" serve --listen 127.0.0.1 --port "$port" --http-port 0 --db "$dir/bench.db" --set sync=$sync \
+        --set log_level=warn --set max_conn_per_ip=100000 2>"$dir/server.log" &
+    pid=$!
+    sleep 0.5
+    summary=$("$bin" sim --port "$port" --timeout-ms 30000 "$@" || true)
+    ticks=$(awk '{print $14+$15}' /proc/$pid/stat)
+    rss=$(awk '/VmHWM/{print $2}' /proc/$pid/status)
+    kill $pid; wait $pid || true
+    echo "$summary" | python3 -c "
+import json, sys
+s = json.loads(sys.stdin.read().splitlines()[-1])
+cpu = $ticks / $(getconf CLK_TCK)
+print('$label (sync=$sync): %d reports/s, p50 %.1f ms, p99 %.1f ms, server CPU %.2f s = %.1f us per frame, peak RSS %d KiB, replies missing %d' %
+      (s['replies_per_s'], s['latency_ms_p50'], s['latency_ms_p99'], cpu, cpu * 1e6 / max(1, s['frames_sent']), $rss, s['replies_missing'] + s['replies_wrong']))"
+    rm -rf "$dir"
+}
 for sync in full normal; do
-    for transport in tcp udp; do
-        dir=$(mktemp -d)
-        port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-        "$bin" serve --listen 127.0.0.1 --port "$port" --http-port 0 --db "$dir/bench.db" --set sync=$sync \
-            --set log_level=warn 2>"$dir/server.log" &
-        pid=$!
-        sleep 0.5
-        udp=""
-        [ "$transport" = udp ] && udp="--udp"
-        w=$window
-        [ "$transport" = udp ] && w=1
-        summary=$("$bin" sim --port "$port" --devices "$devices" --reports "$reports" --window "$w" $udp \
-            --timeout-ms 20000 || true)
-        ticks=$(awk '{print $14+$15}' /proc/$pid/stat)
-        rss=$(awk '/VmHWM/{print $2}' /proc/$pid/status)
-        kill $pid; wait $pid || true
-        hz=$(getconf CLK_TCK)
-        cpu=$(echo "$ticks $hz" | awk '{printf "%.2f", $1/$2}')
-        echo "sync=$sync $transport devices=$devices reports=$reports window=$w: $summary server_cpu_s=$cpu server_peak_rss_kib=$rss"
-        rm -rf "$dir"
-    done
+    e2e $sync "tcp devices=$devices reports=$reports window=$window" --devices "$devices" --reports "$reports" --window "$window"
+    e2e $sync "udp devices=$devices reports=$reports window=1" --devices "$devices" --reports "$reports" --udp
 done
+e2e full "10,000 connected devices, window 8" --devices 10000 --reports 30 --window 8
+e2e full "one frame in flight: tcp devices=$devices window=1" --devices "$devices" --reports 300 --window 1
+e2e full "paced (about half the maximum rate): 400 devices, window 1, 10 ms between frames" --devices 400 --reports 150 --window 1 --interval-ms 10
+e2e full "mixed JT709A + JT701D, devices=$devices window=$window" --protocol mixed --devices "$devices" --reports "$reports" --window "$window"
 
 # Side by side with npm peers (bench/peers/), when Node.js is installed.
 if command -v node >/dev/null; then ./bench/peers/run.sh "$build"; fi
@@ -58,3 +67,6 @@ python3 bench/api_query.py "$bin" 1000000
 
 # Crash safety at scale: SIGKILL under load, restart, every acknowledged report looked up.
 python3 bench/crash.py "$bin" 5
+
+# A normal device's latency while the server is abused (each case, then all at once).
+RUNS=${RUNS:-3} python3 bench/abuse.py "$bin"

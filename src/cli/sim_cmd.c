@@ -9,7 +9,7 @@
 #include "cli.h"
 
 static const char usage[] =
-    "usage: sealtrack sim [--host ADDR] [--port N] [--udp] [--protocol jt808|jt600]\n"
+    "usage: sealtrack sim [--host ADDR] [--port N] [--udp] [--protocol jt808|jt600|mixed]\n"
     "                     [--devices N] [--reports N] [--window N] [--interval-ms MS]\n"
     "                     [--timeout-ms MS] [--id-base N] [--start ISO] [--record FILE]\n"
     "Simulates JT709A (jt808: JT/T 808 + Jointech items) or JT701D (jt600) e-seals driving\n"
@@ -21,7 +21,8 @@ static const char usage[] =
     "  --host ADDR       server address (default 127.0.0.1)\n"
     "  --port N          server port (default 8888)\n"
     "  --udp             send over UDP instead of TCP\n"
-    "  --protocol P      jt808 (JT709A, default) or jt600 (JT701D)\n"
+    "  --protocol P      jt808 (JT709A, default), jt600 (JT701D), or mixed (every other\n"
+    "                    device a JT701D; ids from both default bases, no --id-base)\n"
     "  --devices N       simulated devices (default 1)\n"
     "  --reports N       position reports per device (default 20)\n"
     "  --window N        frames in flight per device, 1..64 (default 1)\n"
@@ -67,8 +68,9 @@ int cli_sim(int argc, char **argv)
         case 'u': o.udp = 1; break;
         case 'R': o.record = optarg; break;
         case 'P':
-            if (strcmp(optarg, "jt808") && strcmp(optarg, "jt600")) {
-                fprintf(stderr, "sealtrack sim: --protocol: '%s' is not jt808 or jt600\n", optarg);
+            if (strcmp(optarg, "jt808") && strcmp(optarg, "jt600") && strcmp(optarg, "mixed")) {
+                fprintf(stderr, "sealtrack sim: --protocol: '%s' is not jt808, jt600 or mixed\n",
+                        optarg);
                 return 2;
             }
             o.protocol = optarg;
@@ -95,8 +97,12 @@ int cli_sim(int argc, char **argv)
         return 2;
     }
     int jt808 = strcmp(o.protocol, "jt808") == 0;
+    if (strcmp(o.protocol, "mixed") == 0 && o.id_base >= 0) {
+        fprintf(stderr, "sealtrack sim: --id-base does not go with --protocol mixed\n");
+        return 2;
+    }
     if (o.id_base < 0)
-        o.id_base = jt808 ? 794300000001LL : 8000000001LL;
+        o.id_base = jt808 ? SIM_JT808_ID_BASE : SIM_JT600_ID_BASE;
     if (!jt808 && o.id_base + o.devices > 9999999999LL) {
         fprintf(stderr, "sealtrack sim: jt600 device ids have 10 digits\n");
         return 2;

@@ -46,6 +46,7 @@ struct expect {
 struct device {
     struct sim *sim;
     int index;
+    bool jt808;             /* JT709A (JT/T 808), else JT701D (JT600) */
     char id[24];
     union {
         uv_tcp_t tcp;
@@ -75,7 +76,6 @@ struct sim {
     uint64_t *lat;          /* reply latencies, µs */
     size_t n_lat, cap_lat;
     uint64_t start_ms;
-    int jt808;
 };
 
 /* ---- script --------------------------------------------------------------- */
@@ -86,7 +86,7 @@ struct sim {
 static void script_report(const struct device *d, int k, struct report *r)
 {
     const struct sim_opts *o = d->sim->o;
-    report_init(r, o->protocol);
+    report_init(r, d->jt808 ? "jt808" : "jt600");
     snprintf(r->device_id, sizeof r->device_id, "%s", d->id);
     r->fix_time = o->start_time + (int64_t)k * 30;
     r->has_position = true;
@@ -300,11 +300,11 @@ static void pump(struct device *d)
     static uint8_t out[MAX_WINDOW * FRAME_MAX];
     size_t len = 0;
     while (!d->failed && d->step < d->steps && d->q_len < s->o->window) {
-        if (s->jt808 && d->step == 1 && !d->auth_code[0])
+        if (d->jt808 && d->step == 1 && !d->auth_code[0])
             break;
-        if (s->jt808 && d->step >= 1 && d->step <= 2 && d->q_len > 0)
+        if (d->jt808 && d->step >= 1 && d->step <= 2 && d->q_len > 0)
             break; /* handshake one frame at a time, as devices do */
-        size_t n = s->jt808 ? build_jt808(d, d->step, out + len, FRAME_MAX)
+        size_t n = d->jt808 ? build_jt808(d, d->step, out + len, FRAME_MAX)
                             : build_jt600(d, d->step, out + len, FRAME_MAX);
         d->step++;
         if (n == 0) {
@@ -424,7 +424,7 @@ static void handle_reply(struct device *d, const uint8_t *reply, size_t len)
 
 static void consume_replies(struct device *d, const uint8_t *data, size_t len)
 {
-    const struct proto_ops *p = d->sim->jt808 ? &proto_jt808 : &proto_jt600;
+    const struct proto_ops *p = d->jt808 ? &proto_jt808 : &proto_jt600;
     buf_append(&d->rx, data, len);
     size_t off = 0;
     while (off < d->rx.len && !d->failed) {
@@ -539,7 +539,7 @@ int sim_run(const struct sim_opts *o)
 {
     struct sim s = {0};
     s.o = o;
-    s.jt808 = strcmp(o->protocol, "jt808") == 0;
+    bool mixed = strcmp(o->protocol, "mixed") == 0;
     s.loop = uv_default_loop();
     if (uv_ip4_addr(o->host, o->port, (struct sockaddr_in *)&s.addr) &&
         uv_ip6_addr(o->host, o->port, (struct sockaddr_in6 *)&s.addr)) {
@@ -559,8 +559,12 @@ int sim_run(const struct sim_opts *o)
         struct device *d = &s.devs[i];
         d->sim = &s;
         d->index = i;
-        snprintf(d->id, sizeof d->id, s.jt808 ? "%012" PRId64 : "%010" PRId64, o->id_base + i);
-        d->steps = o->reports + (s.jt808 ? 4 : 2);
+        /* mixed: every other device is a JT701D, each kind numbered from its own base */
+        d->jt808 = mixed ? i % 2 == 0 : strcmp(o->protocol, "jt808") == 0;
+        int64_t id = mixed ? (d->jt808 ? SIM_JT808_ID_BASE : SIM_JT600_ID_BASE) + i / 2
+                           : o->id_base + i;
+        snprintf(d->id, sizeof d->id, d->jt808 ? "%012" PRId64 : "%010" PRId64, id);
+        d->steps = o->reports + (d->jt808 ? 4 : 2);
         uv_timer_init(s.loop, &d->pause);
         d->pause.data = d;
         s.active++;

@@ -7,17 +7,21 @@
 
 #include <stdint.h>
 
+/* First device ids by default (and of each kind in the mixed mode). */
+#define SIM_JT808_ID_BASE 794300000001LL
+#define SIM_JT600_ID_BASE 8000000001LL
+
 struct sim_opts {
     const char *host;
     int port;
     int udp;              /* 0 TCP, 1 UDP */
-    const char *protocol; /* "jt808" or "jt600" */
+    const char *protocol; /* "jt808", "jt600" or "mixed" (every other device a JT701D) */
     int devices;
     int reports;          /* position reports per device (plus the protocol's handshake) */
     int window;           /* frames in flight per device */
     int interval_ms;      /* pause between a reply and the next frame; 0 = none */
     int timeout_ms;       /* a reply later than this counts as missing */
-    int64_t id_base;      /* first device id (numeric) */
+    int64_t id_base;      /* first device id (numeric); not used by "mixed" */
     int64_t start_time;   /* fix time of the first report, UTC seconds */
     const char *record;   /* file: one line per acknowledged report */
     int quiet;

@@ -79,4 +79,16 @@ print("ingest rate, 50 JT709A devices x 400 reports, window 8, TCP, synchronous=
 n = srv.sql("SELECT count(*) FROM positions")[0][0]
 check(n == 50 * 400, "positions stored %d, want %d" % (n, 50 * 400))
 srv.stop()
+
+# The mixed mode: JT709A and JT701D devices on the one port at once, every other device.
+srv = Server()
+rc, summary, err = srv.sim("--protocol", "mixed", "--devices", "10", "--reports", "30", "--window", "4")
+check(summary.get("protocol") == "mixed" and summary.get("replies_missing") == 0, "mixed sim: %s" % summary)
+by_proto = dict(srv.sql("SELECT protocol, count(*) FROM positions GROUP BY protocol"))
+check(by_proto == {"jt808": 5 * 30, "jt600": 5 * 30}, "mixed positions by protocol: %s" % by_proto)
+uids = sorted(u for (u,) in srv.sql("SELECT uid FROM devices"))
+check(uids == ["79430000000%d" % i for i in range(1, 6)] + ["800000000%d" % i for i in range(1, 6)],
+      "mixed device ids: %s" % uids)
+srv.stop()
+print("mixed: 5 JT709A + 5 JT701D devices x 30 reports on one port, all stored")
 sys.exit(0)
