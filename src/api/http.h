@@ -82,11 +82,15 @@ bool http_exchange_closed(const struct http_exchange *ex);
 
 /** Start a streamed response (no Content-Length; the connection closes at the
  *  end). on_close runs once when the stream ends for any reason (client gone,
- *  http_stream_end, server close); the exchange is freed right after it. */
+ *  http_stream_end, server close); the exchange is freed right after it. When the
+ *  client is already gone, on_close runs inside this call: check
+ *  http_exchange_closed() first if the caller keeps state for the stream. */
 void http_stream_begin(struct http_exchange *ex, int status, const char *content_type,
                        const char *extra_headers, void (*on_close)(void *arg), void *arg);
-/** Queue bytes on a stream. Returns 0, or ST_EFULL when more than 1 MiB is
- *  already waiting for a slow client (the caller should end the stream). */
+/** Queue bytes on a stream. Returns 0; ST_EFULL when more than 1 MiB is
+ *  already waiting for a slow client (the caller should end the stream); ST_EIO
+ *  when the connection is closing or the write failed (the stream then ends by
+ *  itself within a second). on_close never runs inside this call. */
 int http_stream_write(struct http_exchange *ex, const void *data, size_t len);
 /** End a stream (on_close runs). */
 void http_stream_end(struct http_exchange *ex);
