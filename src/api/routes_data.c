@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../core/hex.h"
 #include "../core/mem.h"
 #include "../core/timeutil.h"
 #include "../model/report.h"
@@ -471,11 +472,9 @@ void api_raw_get(struct api_call *c)
         api_col_str(&w, "status", st, 5);
         const uint8_t *raw = sqlite3_column_blob(st, 6);
         size_t len = (size_t)sqlite3_column_bytes(st, 6);
-        hex.len = 0;
-        for (size_t i = 0; i < len; i++)
-            buf_printf(&hex, "%02x", raw[i]);
+        buf_reserve(&hex, 2 * len + 1);
         jsonw_key(&w, "hex");
-        jsonw_strn(&w, hex.len ? (const char *)hex.data : "", hex.len);
+        jsonw_strn(&w, (const char *)hex.data, st_hex_encode(raw, len, (char *)hex.data, 2 * len + 1));
         jsonw_key(&w, "decoded");
         if (sqlite3_column_type(st, 7) == SQLITE_NULL)
             jsonw_null(&w);

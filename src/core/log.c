@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "hex.h"
 #include "timeutil.h"
 
 static enum st_log_level min_level = ST_LOG_INFO;
@@ -54,15 +55,7 @@ void st_log(enum st_log_level level, const char *fmt, ...)
 
 void st_log_hex(const void *b, unsigned long len, unsigned long max, char *out)
 {
-    static const char digits[] = "0123456789abcdef";
-    const unsigned char *p = b;
-    if (len > max)
-        len = max;
-    for (unsigned long i = 0; i < len; i++) {
-        out[2 * i] = digits[p[i] >> 4];
-        out[2 * i + 1] = digits[p[i] & 15];
-    }
-    out[2 * len] = '\0';
+    st_hex_encode(b, len < max ? len : max, out, 2 * (size_t)max + 1);
 }
 
 const char *st_log_text(const char *s, char out[ST_LOG_TEXT_MAX])

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../core/err.h"
+#include "../core/hex.h"
 
 void report_init(struct report *r, const char *protocol)
 {
@@ -224,12 +225,7 @@ static const char *attr_value(const struct report_attr *a, char *buf, size_t *vl
         *vlen = a->num ? 4 : 5;
         return a->num ? "true" : "false";
     case REPORT_ATTR_BYTES:
-        for (size_t i = 0; i < plen; i++) {
-            buf[2 * i] = hex_digits[(uint8_t)p[i] >> 4];
-            buf[2 * i + 1] = hex_digits[(uint8_t)p[i] & 15];
-        }
-        buf[2 * plen] = '\0';
-        *vlen = 2 * plen;
+        *vlen = st_hex_encode((const uint8_t *)p, plen, buf, 2 * plen + 1);
         return buf;
     case REPORT_ATTR_FORMAT: {
         report_attr_formatter fmt;

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "../core/err.h"
+#include "../core/hex.h"
 #include "../core/timeutil.h"
 #include "proto.h"
 
@@ -80,18 +81,6 @@ static uint16_t crc_itu(const uint8_t *b, size_t len)
             crc = (crc & 1) ? (uint16_t)(crc >> 1 ^ 0x8408) : (uint16_t)(crc >> 1);
     }
     return (uint16_t)~crc;
-}
-
-static void hex_text(const uint8_t *b, size_t len, char *out, size_t cap)
-{
-    static const char digits[] = "0123456789abcdef";
-    size_t n = 0;
-    for (size_t i = 0; i < len && n + 2 < cap; i++) {
-        out[n++] = digits[b[i] >> 4];
-        out[n++] = digits[b[i] & 15];
-    }
-    if (cap)
-        out[n] = '\0';
 }
 
 static void set_flag(struct report *r, const char *key, bool on)
@@ -325,7 +314,7 @@ static int decode_login(const uint8_t *c, size_t n, struct report *r)
     char digits[2 * IMEI_BCD_LEN + 1];
     if (n < IMEI_BCD_LEN)
         return ST_ETRUNCATED;
-    hex_text(c, IMEI_BCD_LEN, digits, sizeof digits);
+    st_hex_encode(c, IMEI_BCD_LEN, digits, sizeof digits);
     if (strspn(digits, "0123456789") != 2 * IMEI_BCD_LEN)
         return ST_EMALFORMED;
     snprintf(r->device_id, sizeof r->device_id, "%s", digits[0] == '0' ? digits + 1 : digits);
@@ -487,11 +476,11 @@ static int decode_info(const uint8_t *c, size_t n, struct report *r)
     } else if (sub == 0x04) {
         text_attr(r, "info_text", d, dn);
     } else if (sub == 0x0A && dn == 26) { /* IMEI 8, IMSI 8, ICCID 10 (hex digits, F-padded) */
-        hex_text(d, 8, hex, sizeof hex);
+        st_hex_encode(d, 8, hex, sizeof hex);
         report_attr_set(r, "imei", "%s", hex[0] == '0' ? hex + 1 : hex);
-        hex_text(d + 8, 8, hex, sizeof hex);
+        st_hex_encode(d + 8, 8, hex, sizeof hex);
         report_attr_set(r, "imsi", "%s", hex[0] == '0' ? hex + 1 : hex);
-        hex_text(d + 16, 10, hex, sizeof hex);
+        st_hex_encode(d + 16, 10, hex, sizeof hex);
         hex[strcspn(hex, "f")] = '\0';
         report_attr_set(r, "iccid", "%s", hex);
     } else if (dn) {

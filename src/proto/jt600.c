@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "../core/err.h"
+#include "../core/hex.h"
 #include "../core/timeutil.h"
 #include "jointech_block.h"
 
@@ -257,13 +258,8 @@ static const struct status_event {
 static void binary_common(struct report *r, const uint8_t *f, bool is_long, unsigned type_byte,
                           unsigned length, size_t records, unsigned index)
 {
-    static const char hex[] = "0123456789abcdef";
-    char id[10];
-    for (int i = 0; i < 5; i++) {
-        id[2 * i] = hex[f[1 + i] >> 4];
-        id[2 * i + 1] = hex[f[1 + i] & 15];
-    }
-    set_device_id(r, id, sizeof id);
+    char id[11];
+    set_device_id(r, id, st_hex_encode(f + 1, 5, id, sizeof id));
     snprintf(r->msg_type, sizeof r->msg_type, "%s", is_long ? "long" : "short");
     report_attr_set(r, "kind", "binary");
     report_attr_set(r, "format", "%s", r->msg_type);

@@ -13,6 +13,7 @@
 #include "../../../src/core/buf.h"
 #include "../../../src/core/config.h"
 #include "../../../src/core/err.h"
+#include "../../../src/core/hex.h"
 #include "../../../src/core/jsonw.h"
 #include "../../../src/core/strmap.h"
 #include "../../../src/core/timeutil.h"
@@ -92,6 +93,19 @@ static void test_jsonw(void **state)
     assert_string_equal((char *)b.data, "\"\\ufffdx\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"
                                         "\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd\"");
     buf_free(&b);
+}
+
+static void test_hex_encode(void **state)
+{
+    (void)state;
+    const uint8_t b[] = {0x00, 0x7e, 0xab, 0xff};
+    char out[9];
+    assert_int_equal(st_hex_encode(b, sizeof b, out, sizeof out), 8);
+    assert_string_equal(out, "007eabff");
+    assert_int_equal(st_hex_encode(b, sizeof b, out, 6), 4); /* whole bytes that fit */
+    assert_string_equal(out, "007e");
+    assert_int_equal(st_hex_encode(b, 0, out, sizeof out), 0);
+    assert_string_equal(out, "");
 }
 
 static void test_strmap(void **state)
@@ -286,6 +300,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_time_roundtrip), cmocka_unit_test(test_jsonw),
+        cmocka_unit_test(test_hex_encode),
         cmocka_unit_test(test_strmap),         cmocka_unit_test(test_config),
         cmocka_unit_test(test_report_attrs),   cmocka_unit_test(test_buf),
     };
