@@ -523,13 +523,6 @@ static void pool_put(struct api *a, sqlite3 *db)
 
 static const char *role_names[] = {"none", "viewer", "operator", "admin"};
 
-static int role_parse(const char *s)
-{
-    for (int i = ROLE_VIEWER; i <= ROLE_ADMIN; i++)
-        if (strcmp(s, role_names[i]) == 0)
-            return i;
-    return ROLE_NONE;
-}
 
 /* The st_session cookie's value in a Cookie header, or NULL. */
 static const char *cookie_session(const char *cookies, size_t *len)
@@ -597,7 +590,7 @@ static int authenticate(struct api_call *c)
     int64_t id = sqlite3_column_int64(st, 0);
     c->who.user_id = sqlite3_column_int64(st, 1);
     c->who.org_id = sqlite3_column_int64(st, 2);
-    c->who.role = role_parse((const char *)sqlite3_column_text(st, 3));
+    c->who.role = api_role_parse((const char *)sqlite3_column_text(st, 3));
     c->who.system_admin = c->who.role == ROLE_ADMIN && c->who.org_id == 1;
     bool stale = token && sqlite3_column_int64(st, 4) < now - 60;
     sqlite3_finalize(st);
@@ -620,9 +613,13 @@ const char *api_role_name(int role)
 {
     return role >= ROLE_NONE && role <= ROLE_ADMIN ? role_names[role] : "none";
 }
+
 int api_role_parse(const char *s)
 {
-    return role_parse(s);
+    for (int i = ROLE_VIEWER; i <= ROLE_ADMIN; i++)
+        if (strcmp(s, role_names[i]) == 0)
+            return i;
+    return ROLE_NONE;
 }
 
 /* ---- live stream -------------------------------------------------------- */
