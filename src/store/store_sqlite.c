@@ -113,7 +113,8 @@ struct store {
 };
 
 /* Bytes a waiting report takes in a batch: its fields and the used part of its attribute
- * text, rounded to keep the next report aligned (about 1.5 KiB instead of 3 KiB). */
+ * records (they hold no pointer into the report: report.h), rounded to keep the next
+ * report aligned. */
 static size_t report_span(const struct report *r)
 {
     size_t n = offsetof(struct report, attr_text) + r->attr_used;
