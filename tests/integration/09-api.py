@@ -18,6 +18,7 @@ Every check is soft within a section (all failures are listed, the exit code is 
 Run: python3 tests/integration/09-api.py build/sealtrack"""
 import csv
 import datetime
+import hashlib
 import http.client
 import io
 import json
@@ -280,11 +281,6 @@ def s2iso(t):
 
 def is_iso(s):
     return isinstance(s, str) and ISO_RE.match(s) is not None
-
-
-def dev_ref_ok(v, dev_id, uid):
-    """The 'device' field of a position / event row: the numeric id or the uid (docs/api.md does not say)."""
-    return v == dev_id or v == uid or str(v) == str(dev_id)
 
 
 def pages(client, path, key, limit, max_pages=1000):
@@ -573,8 +569,9 @@ def s_login():
     hashes = SRV.sql("SELECT password_hash FROM users WHERE name='admin'")
     ck(hashes and hashes[0][0].startswith("$argon2id$"), "admin password not stored as argon2id: %s" % hashes)
     rows = SRV.sql("SELECT hash FROM sessions")
-    ck(all(c2 not in (h if isinstance(h, str) else h.hex()) and c2.encode() != h for (h,) in rows),
-       "the session cookie is stored in clear in sessions.hash")
+    ck((hashlib.sha256(c2.encode()).digest(),) in rows
+       and all(c2 not in (h if isinstance(h, str) else h.hex()) and c2.encode() != h for (h,) in rows),
+       "the session cookie is not stored as its SHA-256 digest (and only so): %s" % rows)
 
 
 # 3 ----------------------------------------------------------------------------------------------
@@ -682,7 +679,7 @@ def s_tokens():
        and is_iso(j.get("created_at")), "token answer: %s" % r)
     tid = j.get("id")
     rows = SRV.sql("SELECT hash FROM api_tokens WHERE id=?", tid)
-    ck(rows and tok.encode() != rows[0][0] and tok != rows[0][0], "token stored in clear")
+    ck(rows == [(hashlib.sha256(tok.encode()).digest(),)], "token not stored as its SHA-256 digest: %s" % rows)
     r = adm.get("/api/tokens")
     j = ok_json(r, 200, "list tokens")
     ck(tok not in r.text, "the token value appears in the list: %s" % r)
@@ -889,7 +886,7 @@ def s_data():
     ck(all(k in p0 for k in ("id", "device", "time", "recv_time", "valid", "lat", "lon", "altitude", "speed_kmh",
                              "course", "satellites", "battery_pct", "protocol", "fix", "lock_state", "attrs")),
        "position row keys: %s" % sorted(p0))
-    ck(dev_ref_ok(p0.get("device"), a1, u1) and p0.get("valid") is True and p0.get("protocol") == "jt808"
+    ck(p0.get("device") == u1 and p0.get("valid") is True and p0.get("protocol") == "jt808"
        and abs(p0.get("speed_kmh", 0) - 92.6) < 0.05 and p0.get("satellites") == 9 and isinstance(p0.get("attrs"), dict)
        and is_iso(p0.get("recv_time")), "first position: %s" % p0)
     # CSV (and its pages by X-Next-Cursor)
@@ -972,7 +969,7 @@ def s_data():
             e = evs[0]
             # JT/T 808 unlock items carry no granted flag (null); never false for a done unlock
             ck(e.get("source") == "rfid" and e.get("card") == "0006437000" and e.get("granted") in (None, True)
-               and dev_ref_ok(e.get("device"), a1, u1) and is_iso(e.get("time")) and e.get("lat") is not None,
+               and e.get("device") == u1 and is_iso(e.get("time")) and e.get("lat") is not None,
                "unlock event: %s" % e)
         if typ == "tamper" and evs:
             ck(evs[0].get("reason") == "rope_cut", "tamper event: %s" % evs[0])
@@ -1094,21 +1091,21 @@ def s_isolation():
     j = ok_json(S["viewer-b"].get("/api/events?limit=1000"), 200, "viewer-b events")
     evs = j.get("events", [])
     nb = SRV.sql("SELECT count(*) FROM events WHERE device_id=?", b1)[0][0]
-    ck(len(evs) == nb and all(dev_ref_ok(e.get("device"), b1, ub1) for e in evs),
+    ck(len(evs) == nb and all(e.get("device") == ub1 for e in evs),
        "viewer-b's events: %d (devices %s), want %d of B1"
        % (len(evs), sorted({str(e.get("device")) for e in evs}), nb))
     j = ok_json(S["viewer-b"].get("/api/events?type=unlock"), 200, "viewer-b unlock events")
-    ck(all(dev_ref_ok(e.get("device"), b1, ub1) for e in j.get("events", [])),
+    ck(all(e.get("device") == ub1 for e in j.get("events", [])),
        "viewer-b sees unlocks of others: %s" % j)
     r = S["viewer-b"].get("/api/events?format=csv&limit=1000")
     ck_status(r, 200, "viewer-b events CSV")
     rows = list(csv.DictReader(io.StringIO(r.text)))
-    ck(len(rows) == nb and all(dev_ref_ok(x.get("device"), b1, ub1) for x in rows),
+    ck(len(rows) == nb and all(x.get("device") == ub1 for x in rows),
        "viewer-b events CSV: %d rows" % len(rows))
     npb = SRV.sql("SELECT count(*) FROM positions WHERE device_id=?", b1)[0][0]
     r = S["viewer-b"].get("/api/devices/%s/positions?format=csv" % b1)
     rows = list(csv.DictReader(io.StringIO(r.text)))
-    ck(r.status == 200 and len(rows) == npb and all(dev_ref_ok(x.get("device"), b1, ub1) for x in rows),
+    ck(r.status == 200 and len(rows) == npb and all(x.get("device") == ub1 for x in rows),
        "B1 positions CSV: %d rows, want %d, devices %s" % (len(rows), npb, sorted({x.get("device") for x in rows})))
     r = S["viewer-b"].get("/api/devices/%s/positions?format=gpx" % b1)
     try:
