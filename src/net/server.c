@@ -55,6 +55,7 @@ struct conn {
     char ip[48];
     char device_id[REPORT_ID_LEN];
     int64_t device_row, org_id;  /* the device's row once a frame of it committed (live status) */
+    char status_uid[REPORT_ID_LEN]; /* the uid reported connected: device_id may change later */
     struct conn *prev, *next;    /* idle list, least recently active first */
     struct conn *next_touched;
 };
@@ -217,7 +218,7 @@ static void conn_close(struct conn *c, const char *reason)
     srv->n_conns--;
     srv->counters.connections = srv->n_conns;
     if (c->device_row)
-        api_device_status(srv->api, c->org_id, c->device_row, c->device_id, false);
+        api_device_status(srv->api, c->org_id, c->device_row, c->status_uid, false);
     int64_t *n = strmap_get(&srv->per_ip, c->ip);
     if (n && --*n <= 0)
         strmap_del(&srv->per_ip, c->ip);
@@ -283,6 +284,13 @@ static void conn_flush(struct conn *c)
     }
 }
 
+static void copy_id(char *dst, const char *src)
+{
+    size_t n = strnlen(src, REPORT_ID_LEN - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 static void on_committed_frame(void *arg, const struct store_done *d)
 {
     struct server *srv = arg;
@@ -303,7 +311,8 @@ static void on_committed_frame(void *arg, const struct store_done *d)
     if (d->device_row && !c->device_row && !c->closing) {
         c->device_row = d->device_row;
         c->org_id = d->org_id;
-        api_device_status(srv->api, c->org_id, c->device_row, c->device_id, true);
+        copy_id(c->status_uid, d->device_id);
+        api_device_status(srv->api, c->org_id, c->device_row, c->status_uid, true);
     }
     bool has_reply = d->result == STORE_COMMITTED && d->reply_len && !c->closing;
     if (has_reply)
@@ -340,12 +349,6 @@ static void notify_committed(void *arg)
 
 /* ---- frames ------------------------------------------------------------- */
 
-static void copy_id(char *dst, const char *src)
-{
-    size_t n = strnlen(src, REPORT_ID_LEN - 1);
-    memcpy(dst, src, n);
-    dst[n] = '\0';
-}
 
 /* The protocol's place in the registry, which is its row in the metrics counters. */
 static size_t proto_index(const struct proto_ops *proto)
@@ -649,6 +652,9 @@ static void on_udp(uv_udp_t *h, ssize_t nread, const uv_buf_t *b, const struct s
     char device_id[REPORT_ID_LEN] = "";
     size_t off = 0, flen = 0;
     int k;
+    /* A datagram is its own session: what a decoder learned from the previous one (another
+     * device's variant, a Wialon 2.0 login, a watch vendor) must not apply to this one. */
+    srv->udp_ctx.dialect = 0;
     while ((k = proto_stream_next(&ps, data, len, &off, &flen)) == PROTO_STREAM_FRAME) {
         handle_frame(srv, NULL, ps.proto, &srv->udp_ctx, data + off, flen, addr, peer, device_id);
         off += flen;

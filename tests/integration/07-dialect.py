@@ -28,5 +28,17 @@ for dev in ("000000000001", "000000000002"):
 ev = dict(srv.sql("SELECT d.uid, e.type || ':' || coalesce(e.reason, '') FROM events e JOIN devices d ON d.id = e.device_id"))
 check(ev.get("000000000001") == "tamper:back_cover_open", "jointech reading: %r" % ev)
 check(ev.get("000000000002", "").startswith("alarm:"), "standard reading: %r" % ev)
+# Over UDP each datagram stands alone: the standard device's datagram must not make the next
+# device's (from the same address, unconfigured) read as standard too.
+import socket
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.settimeout(3)
+for dev in ("000000000002", "000000000004"):
+    u.sendto(jt808_frame(0x0200, dev, 2, location(1 << 16)), ("127.0.0.1", srv.port))
+    check(u.recv(100)[:3] == b"\x7e\x80\x01", "%s over UDP: no reply" % dev)
+u.close()
+ev4 = srv.sql("SELECT e.type || ':' || coalesce(e.reason, '') FROM events e JOIN devices d ON d.id = e.device_id"
+              " WHERE d.uid = '000000000004'")
+check(ev4 == [("tamper:back_cover_open",)], "unconfigured device after a standard one over UDP: %r" % ev4)
 srv.stop()
 print("dialects: Jointech device -> %s, standard device -> %s" % (ev["000000000001"], ev["000000000002"]))
