@@ -595,7 +595,6 @@ static int authenticate(struct api_call *c)
     bool stale = token && sqlite3_column_int64(st, 4) < now - 60;
     sqlite3_finalize(st);
     if (token) {
-        c->who.token_id = id;
         /* last_used to the minute: a write per request would contend with ingestion */
         if (stale && sqlite3_prepare_v2(c->db, "UPDATE api_tokens SET last_used=?2 WHERE id=?1",
                                         -1, &st, NULL) == SQLITE_OK) {

@@ -17,7 +17,7 @@
 enum api_role { ROLE_NONE = 0, ROLE_VIEWER = 1, ROLE_OPERATOR = 2, ROLE_ADMIN = 3 };
 
 struct api_principal {
-    int64_t user_id, org_id, session_id, token_id;
+    int64_t user_id, org_id, session_id; /* session_id 0: a token authenticated */
     int role;           /* enum api_role */
     bool system_admin;  /* admin of organisation 1 */
 };

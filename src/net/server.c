@@ -85,7 +85,6 @@ struct server {
     struct conn *idle_head, *idle_tail;
     struct conn *touched;
     struct strmap per_ip;
-    size_t n_conns;
     uint8_t read_buf[READ_BUF_SIZE];
     uint8_t udp_buf[READ_BUF_SIZE];
     struct report reports[PROTO_MAX_REPORTS];
@@ -215,8 +214,7 @@ static void conn_close(struct conn *c, const char *reason)
     char dev[ST_LOG_TEXT_MAX];
     c->closing = true;
     idle_unlink(srv, c);
-    srv->n_conns--;
-    srv->counters.connections = srv->n_conns;
+    srv->counters.connections--;
     if (c->device_row)
         api_device_status(srv->api, c->org_id, c->device_row, c->status_uid, false);
     int64_t *n = strmap_get(&srv->per_ip, c->ip);
@@ -594,7 +592,7 @@ static void on_connection(uv_stream_t *server, int status)
         peer_text((struct sockaddr *)&ss, c->ip, sizeof c->ip, c->peer, sizeof c->peer);
     int64_t *per_ip = strmap_put(&srv->per_ip, c->ip, 0);
     const char *refuse = NULL;
-    if (srv->n_conns >= (size_t)srv->cfg->max_connections)
+    if (srv->counters.connections >= (uint64_t)srv->cfg->max_connections)
         refuse = "server connection limit reached";
     else if (*per_ip >= srv->cfg->max_conn_per_ip)
         refuse = "too many connections from this address";
@@ -606,8 +604,7 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     }
     ++*per_ip;
-    srv->n_conns++;
-    srv->counters.connections = srv->n_conns;
+    srv->counters.connections++;
     uv_tcp_nodelay(&c->tcp, 1);
     c->last_rx_ms = uv_now(srv->loop);
     idle_push(srv, c);

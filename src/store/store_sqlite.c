@@ -846,7 +846,6 @@ static int write_item(struct store *s, struct batch *b, struct item *it, int64_t
     }
     it->device_row = dev ? dev->id : 0;
     it->org_id = dev ? dev->org_id : 0;
-    it->live_len = 0;
     if (!dev)
         return 0;
     r = reps;
