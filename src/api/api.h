@@ -2,7 +2,7 @@
  * the server's loop, fed with committed frames and device connection changes
  * for the live stream, and the server's counters for /metrics. Requests run on
  * libuv's thread pool with pooled SQLite connections; the loop only parses,
- * routes and writes. Every function here is for the loop thread. */
+ * routes and writes. Every function here but api_user_add is for the loop thread. */
 #ifndef ST_API_H
 #define ST_API_H
 
@@ -33,7 +33,8 @@ int api_start(uv_loop_t *loop, const struct st_config *cfg, struct store *store,
 /** A frame committed to the database (store_drain): live subscribers get its reports. */
 void api_publish(struct api *a, const struct store_done *d);
 
-/** A device's TCP connection count went from 0 to 1 (connected) or back to 0. */
+/** A device's TCP connection opened (connected) or closed; the API counts them and tells
+ *  the live stream when a device's first opens or its last closes. */
 void api_device_status(struct api *a, int64_t org_id, int64_t device_row, const char *uid,
                        bool connected);
 
@@ -44,7 +45,8 @@ void api_close(struct api *a);
 void api_free(struct api *a);
 
 /** Create a user (the first admin; `sealtrack user add`). org: organisation name,
- *  created when absent. 0, ST_ECONFIG (bad role, name taken: message in err) or ST_EIO. */
+ *  created when absent. 0, ST_ECONFIG (bad role, name or password), ST_EEXIST (the
+ *  name is taken; nothing hashed) or ST_EIO; the message is in err. Any thread. */
 int api_user_add(const char *db, const char *org, const char *name, const char *role,
                  const char *password, char *err, size_t errlen);
 

@@ -622,6 +622,7 @@ void api_users_delete(struct api_call *c)
 int api_user_add(const char *path, const char *org, const char *name, const char *role,
                  const char *password, char *err, size_t errlen)
 {
+    err[0] = '\0';
     if (api_role_parse(role) == ROLE_NONE) {
         snprintf(err, errlen, "role '%s' is not admin, operator or viewer", role);
         return ST_ECONFIG;
@@ -636,11 +637,6 @@ int api_user_add(const char *path, const char *org, const char *name, const char
                  PASSWORD_MAX);
         return ST_ECONFIG;
     }
-    char hash[AUTH_HASH_MAX];
-    if (auth_init() || auth_password_hash(password, hash)) {
-        snprintf(err, errlen, "could not hash the password");
-        return ST_EIO;
-    }
     sqlite3 *db;
     if (schema_open(path, 0, &db)) {
         snprintf(err, errlen, "cannot open the database %s", path);
@@ -649,6 +645,22 @@ int api_user_add(const char *path, const char *org, const char *name, const char
     int64_t now = st_now();
     sqlite3_stmt *st = NULL;
     int rc = ST_EIO;
+    char hash[AUTH_HASH_MAX];
+    if (sqlite3_prepare_v2(db, "SELECT 1 FROM users WHERE name = ?1", -1, &st, NULL) != SQLITE_OK)
+        goto done;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    bool exists = sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_finalize(st);
+    st = NULL;
+    if (exists) { /* before hashing: argon2id is slow on purpose */
+        snprintf(err, errlen, "user '%s' exists already", name);
+        rc = ST_EEXIST;
+        goto done;
+    }
+    if (auth_init() || auth_password_hash(password, hash)) {
+        snprintf(err, errlen, "could not hash the password");
+        goto done;
+    }
     if (sqlite3_prepare_v2(db, "INSERT INTO orgs(name, created_at) VALUES(?1, ?2)"
                                " ON CONFLICT(name) DO NOTHING", -1, &st, NULL) != SQLITE_OK)
         goto done;
@@ -667,15 +679,15 @@ int api_user_add(const char *path, const char *org, const char *name, const char
     sqlite3_bind_text(st, 4, role, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 5, now);
     if (sqlite3_step(st) != SQLITE_DONE) {
-        if (sqlite3_extended_errcode(db) == SQLITE_CONSTRAINT_UNIQUE) {
+        if (sqlite3_extended_errcode(db) == SQLITE_CONSTRAINT_UNIQUE) { /* created meanwhile */
             snprintf(err, errlen, "user '%s' exists already", name);
-            rc = ST_ECONFIG;
+            rc = ST_EEXIST;
         }
         goto done;
     }
     rc = 0;
 done:
-    if (rc == ST_EIO)
+    if (rc == ST_EIO && !err[0])
         snprintf(err, errlen, "database: %s", sqlite3_errmsg(db));
     sqlite3_finalize(st);
     sqlite3_close(db);

@@ -51,7 +51,7 @@ static int bootstrap_admin(const struct st_config *cfg)
     memset(password, 0, sizeof password);
     if (rc == 0)
         st_log(ST_LOG_INFO, "event=admin_created user=%s", cfg->admin_user);
-    else if (rc != ST_ECONFIG || !strstr(err, "exists already")) {
+    else if (rc != ST_EEXIST) {
         fprintf(stderr, "sealtrack serve: admin_user: %s\n", err);
         return -1;
     }

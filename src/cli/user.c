@@ -54,7 +54,7 @@ int cli_user(int argc, char **argv)
     memset(password, 0, sizeof password);
     if (rc) {
         fprintf(stderr, "sealtrack user add: %s\n", err);
-        return rc == ST_ECONFIG ? 2 : 1;
+        return rc == ST_ECONFIG || rc == ST_EEXIST ? 2 : 1;
     }
     printf("user %s (%s) added to organisation %s\n", name, role, org);
     return 0;

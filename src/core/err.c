@@ -13,6 +13,7 @@ const char *st_strerror(int err)
     case ST_ECONFIG: return "bad configuration";
     case ST_ECHECKSUM: return "bad checksum";
     case ST_EFULL: return "queue full";
+    case ST_EEXIST: return "exists already";
     default: return "unknown error";
     }
 }

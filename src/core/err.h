@@ -13,6 +13,7 @@ enum st_err {
     ST_ECONFIG = -7,    /* bad configuration or command-line value */
     ST_ECHECKSUM = -8,  /* checksum does not match */
     ST_EFULL = -9,      /* a bounded queue or buffer is full */
+    ST_EEXIST = -10,    /* the object to create exists already */
 };
 
 /** Human-readable text for an ST_E* code (static string, never NULL). */
