@@ -32,7 +32,8 @@ static const char usage[] =
     "                       retention_interval_s, admin_user, admin_password_file\n"
     "Settings are documented in docs/operations.md.\n";
 
-/* admin_user + admin_password_file: create that admin in organisation 1 unless the
+/* admin_user + admin_password_file: create that admin in the organisation named
+ * "default" (organisation 1 unless renamed) unless the
  * user exists already (so a restart with the same config changes nothing). */
 static int bootstrap_admin(const struct st_config *cfg)
 {

@@ -21,7 +21,7 @@ void st_config_defaults(struct st_config *c)
     c->raw_frames_max = 1000000;
     c->sync_full = true;
     c->batch_max = 5000;
-    c->queue_max = 100000; /* about 3 KiB each while waiting: bounds the backlog near 300 MiB */
+    c->queue_max = 100000; /* ~1.5 KiB each while waiting (used part only): ~200 MiB at most */
     c->default_tz_min = 0;
     snprintf(c->log_level, sizeof c->log_level, "info");
     snprintf(c->http_listen, sizeof c->http_listen, "0.0.0.0");

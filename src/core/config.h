@@ -42,7 +42,7 @@ struct st_config {
     int http_session_hours;
     bool http_secure_cookie;  /* add Secure to the session cookie (behind TLS) */
     int retention_interval_s; /* between retention passes */
-    char admin_user[64];      /* created at start when no user exists */
+    char admin_user[64];      /* admin created at start unless a user of that name exists */
     char admin_password_file[512];
 };
 

@@ -1,6 +1,6 @@
 /* mem.h — every allocation goes through here and aborts on failure (a server that cannot
  * allocate a few bytes cannot do anything useful; sizes a peer controls are checked against
- * limits before they get here). Byte counting for the metrics endpoint comes with it. */
+ * limits before they get here). */
 #ifndef ST_MEM_H
 #define ST_MEM_H
 

@@ -294,8 +294,9 @@ void store_drain(struct store *s, store_done_fn *fn, void *arg)
  * file (opted in by wal_buffer_enable) collects contiguous writes and issues them as one
  * pwrite when SQLite syncs, reads, truncates or asks the size. Only a connection that syncs
  * the WAL at every commit (synchronous=FULL) may opt in: other connections learn of a commit
- * from the WAL index, and must find its frames in the file by then. Every other file, and the
- * WAL of every other connection, is the default VFS's own.
+ * from the WAL index, and must find its frames in the file by then. The layer is registered
+ * as the process's default VFS, so every connection's WAL passes through it, unbuffered
+ * unless opted in; every other file is the underlying VFS's own.
  */
 #define WAL_WRITE_MAX 0x1ffff /* the default VFS writes at most this much in one call */
 
