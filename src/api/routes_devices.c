@@ -26,14 +26,6 @@ static const struct device_field device_fields[] = {
 static const char *const device_keys[] = {"uid",   "name",    "model",         "asset", "group",
                                           "notes", "dialect", "tz_offset_min", "org_id", NULL};
 
-static bool dialect_known(const char *name)
-{
-    for (size_t i = 0; proto_registry[i]; i++)
-        if (proto_registry[i]->dialect_by_name && proto_registry[i]->dialect_by_name(name) >= 0)
-            return true;
-    return false;
-}
-
 /* Check the body's device fields and bind the present ones to st in table order from
  * parameter `first` on; *mask gets a bit per present field. 0 or -1 (answered). */
 static int bind_device_fields(struct api_call *c, sqlite3_stmt *st, int first, unsigned *mask)
@@ -59,7 +51,7 @@ static int bind_device_fields(struct api_call *c, sqlite3_stmt *st, int first, u
             return -1;
         if (!v)
             continue;
-        if (strcmp(f->key, "dialect") == 0 && *v && !dialect_known(v)) {
+        if (strcmp(f->key, "dialect") == 0 && *v && !proto_dialect_known(v)) {
             api_error(c, 400, "dialect", "unknown dialect (jt808: jointech or standard)");
             return -1;
         }

@@ -98,15 +98,6 @@ int cli_query(int argc, char **argv)
     return rc ? 1 : 0;
 }
 
-/* Some protocol knows this dialect name. */
-static int cli_dialect_known(const char *name)
-{
-    for (size_t i = 0; proto_registry[i]; i++)
-        if (proto_registry[i]->dialect_by_name && proto_registry[i]->dialect_by_name(name) >= 0)
-            return 1;
-    return 0;
-}
-
 static const char device_usage[] =
     "usage: sealtrack device add ID [--name NAME] [--model MODEL] [--tz MINUTES]\n"
     "                               [--dialect NAME] [--db FILE]\n"
@@ -174,7 +165,7 @@ int cli_device(int argc, char **argv)
         snprintf(db, sizeof db, "%s", db_flag);
     else if (load_db(config, db, sizeof db))
         return 2;
-    if (dialect && !cli_dialect_known(dialect)) {
+    if (dialect && !proto_dialect_known(dialect)) {
         fprintf(stderr, "sealtrack device: --dialect: no protocol has a variant '%s'\n", dialect);
         return 2;
     }

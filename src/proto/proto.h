@@ -107,6 +107,9 @@ void proto_reply_printf(struct proto_reply *reply, const char *fmt, ...)
 /** Command type by name ("reboot", "unlock", …), 0 when unknown. */
 int proto_command_type(const char *name);
 
+/** True when some protocol reads devices in a variant of this name (devices.dialect). */
+bool proto_dialect_known(const char *name);
+
 /** Protocol by name, or NULL. */
 const struct proto_ops *proto_find(const char *name);
 

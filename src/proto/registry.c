@@ -36,6 +36,14 @@ static const char *const command_names[] = {
     [PROTO_CMD_CARDS] = "cards",
 };
 
+bool proto_dialect_known(const char *name)
+{
+    for (size_t i = 0; proto_registry[i]; i++)
+        if (proto_registry[i]->dialect_by_name && proto_registry[i]->dialect_by_name(name) >= 0)
+            return true;
+    return false;
+}
+
 int proto_command_type(const char *name)
 {
     for (size_t i = 1; i < sizeof command_names / sizeof command_names[0]; i++)
