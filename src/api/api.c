@@ -98,19 +98,10 @@ void api_error(struct api_call *c, int status, const char *field, const char *fm
     va_start(ap, fmt);
     vsnprintf(c->error, sizeof c->error, fmt, ap);
     va_end(ap);
-    struct jsonw w;
     c->body.len = 0;
     c->status = status;
     c->content_type = "application/json";
-    jsonw_init(&w, &c->body);
-    jsonw_obj_begin(&w);
-    jsonw_key(&w, "error");
-    jsonw_str(&w, c->error);
-    if (field) {
-        jsonw_key(&w, "field");
-        jsonw_str(&w, field);
-    }
-    jsonw_obj_end(&w);
+    http_error_json(&c->body, field, c->error);
 }
 
 void api_db_error(struct api_call *c)

@@ -395,7 +395,7 @@ static int conn_send_response(struct http_conn *c, int status, const char *conte
     return conn_write_buf(c, &b);
 }
 
-static void error_json(struct buf *b, const char *field, const char *message)
+void http_error_json(struct buf *b, const char *field, const char *message)
 {
     struct jsonw w;
     jsonw_init(&w, b);
@@ -434,7 +434,7 @@ static void conn_reject(struct http_conn *c, int status, const char *field, cons
         c->ex = NULL;
     }
     struct buf body = {0};
-    error_json(&body, field, message);
+    http_error_json(&body, field, message);
     int rc = conn_send_response(c, status, "application/json", NULL, body.data, body.len, false);
     buf_free(&body);
     if (rc < 0)
@@ -1012,7 +1012,7 @@ void http_respond_error(struct http_exchange *ex, int status, const char *field,
                         const char *message)
 {
     struct buf b = {0};
-    error_json(&b, field, message);
+    http_error_json(&b, field, message);
     http_respond(ex, status, "application/json", NULL, b.data, b.len);
     buf_free(&b);
 }

@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <uv.h>
 
+#include "../core/buf.h"
+
 #define HTTP_MAX_HEADERS 32
 
 struct http_server;
@@ -74,7 +76,10 @@ void http_server_close(struct http_server *s);
  *  X-Content-Type-Options: nosniff. Frees the exchange once written. */
 void http_respond(struct http_exchange *ex, int status, const char *content_type,
                   const char *extra_headers, const void *body, size_t len);
-/** Answer with {"error":"<message>","field":"<field>"} (field omitted when NULL). */
+/** Append the error body {"error":"<message>","field":"<field>"} (field omitted when
+ *  NULL): the one shape of every 4xx/5xx answer, here and in the API's handlers. */
+void http_error_json(struct buf *b, const char *field, const char *message);
+/** Answer with http_error_json's body. */
 void http_respond_error(struct http_exchange *ex, int status, const char *field,
                         const char *message);
 /** True when the client has gone (the response will be dropped). */

@@ -8,6 +8,7 @@
 #ifndef ST_PROTO_H
 #define ST_PROTO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
