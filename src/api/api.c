@@ -407,21 +407,13 @@ void api_col_bool(struct jsonw *w, const char *key, sqlite3_stmt *st, int col)
         jsonw_bool(w, sqlite3_column_int(st, col) != 0);
 }
 
-void api_iso(struct jsonw *w, const char *key, int64_t t)
-{
-    char iso[ST_ISO_LEN];
-    st_time_iso(t, iso);
-    jsonw_key(w, key);
-    jsonw_str(w, iso);
-}
-
 void api_col_time(struct jsonw *w, const char *key, sqlite3_stmt *st, int col, int64_t divisor)
 {
     if (sqlite3_column_type(st, col) == SQLITE_NULL) {
         jsonw_key(w, key);
         jsonw_null(w);
     } else
-        api_iso(w, key, sqlite3_column_int64(st, col) / divisor);
+        jsonw_key_time(w, key, sqlite3_column_int64(st, col) / divisor);
 }
 
 bool api_device_visible(struct api_call *c, int64_t id, char *uid, size_t uid_cap)

@@ -105,7 +105,6 @@ void api_col_int(struct jsonw *w, const char *key, sqlite3_stmt *st, int col);
 void api_col_num(struct jsonw *w, const char *key, sqlite3_stmt *st, int col, int decimals);
 void api_col_time(struct jsonw *w, const char *key, sqlite3_stmt *st, int col, int64_t divisor);
 void api_col_bool(struct jsonw *w, const char *key, sqlite3_stmt *st, int col);
-void api_iso(struct jsonw *w, const char *key, int64_t t);
 
 /** True when the device row `id` exists and the caller may see it (else 404 answered). */
 bool api_device_visible(struct api_call *c, int64_t id, char *uid, size_t uid_cap);

@@ -114,13 +114,6 @@ static void json_key_count(struct jsonw *w, const char *key, int v)
         jsonw_null(w);
 }
 
-static void json_key_time(struct jsonw *w, const char *key, int64_t t)
-{
-    char iso[ST_ISO_LEN];
-    st_time_iso(t, iso);
-    json_key_str(w, key, iso);
-}
-
 /* -1 unknown → null, 0 → false, anything else → true. */
 static void json_key_tristate(struct jsonw *w, const char *key, int v)
 {
@@ -464,8 +457,8 @@ static void json_position_fields(struct jsonw *w, const struct export_position *
 {
     json_key_int(w, "id", p->id);
     json_key_str(w, "device", p->device_uid);
-    json_key_time(w, "time", p->fix_time);
-    json_key_time(w, "recv_time", p->recv_time);
+    jsonw_key_time(w, "time", p->fix_time);
+    jsonw_key_time(w, "recv_time", p->recv_time);
     jsonw_key(w, "valid");
     jsonw_bool(w, p->valid);
     if (with_coords) {
@@ -576,8 +569,8 @@ static void json_event_fields(struct jsonw *w, const struct export_event *e, boo
 {
     json_key_int(w, "id", e->id);
     json_key_str(w, "device", e->device_uid);
-    json_key_time(w, "time", e->time);
-    json_key_time(w, "recv_time", e->recv_time);
+    jsonw_key_time(w, "time", e->time);
+    jsonw_key_time(w, "recv_time", e->recv_time);
     json_key_str(w, "type", e->type);
     json_key_str(w, "source", e->source);
     json_key_str(w, "card", e->card);
@@ -835,8 +828,8 @@ void trips_detect(const struct export_position *rows, size_t n, const struct tri
 
 static void json_trip_fields(struct jsonw *w, const struct trip *t)
 {
-    json_key_time(w, "start_time", t->start_time);
-    json_key_time(w, "end_time", t->end_time);
+    jsonw_key_time(w, "start_time", t->start_time);
+    jsonw_key_time(w, "end_time", t->end_time);
     json_key_int(w, "duration_s", t->end_time - t->start_time);
     json_key_num(w, "start_lat", t->start_lat, COORD_DECIMALS);
     json_key_num(w, "start_lon", t->start_lon, COORD_DECIMALS);
@@ -849,8 +842,8 @@ static void json_trip_fields(struct jsonw *w, const struct trip *t)
 
 static void json_stop_fields(struct jsonw *w, const struct stop *s, bool with_coords)
 {
-    json_key_time(w, "start_time", s->start_time);
-    json_key_time(w, "end_time", s->end_time);
+    jsonw_key_time(w, "start_time", s->start_time);
+    jsonw_key_time(w, "end_time", s->end_time);
     json_key_int(w, "duration_s", s->end_time - s->start_time);
     if (with_coords) {
         json_key_num(w, "lat", s->lat, COORD_DECIMALS);

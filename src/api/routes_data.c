@@ -293,15 +293,15 @@ void api_report_summary(struct api_call *c)
     jsonw_obj_begin(&w);
     jsonw_key(&w, "device");
     jsonw_str(&w, uid);
-    api_iso(&w, "from", from);
-    api_iso(&w, "to", to);
+    jsonw_key_time(&w, "from", from);
+    jsonw_key_time(&w, "to", to);
     jsonw_key(&w, "positions");
     jsonw_int(&w, (int64_t)r.n);
     jsonw_key(&w, "distance_m");
     jsonw_num(&w, distance, 1);
     if (r.n) {
-        api_iso(&w, "first_fix", r.v[0].fix_time);
-        api_iso(&w, "last_fix", r.v[r.n - 1].fix_time);
+        jsonw_key_time(&w, "first_fix", r.v[0].fix_time);
+        jsonw_key_time(&w, "last_fix", r.v[r.n - 1].fix_time);
     } else {
         jsonw_key(&w, "first_fix");
         jsonw_null(&w);

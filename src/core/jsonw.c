@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "timeutil.h"
 #include "utf8.h"
 
 void jsonw_init(struct jsonw *w, struct buf *out)
@@ -161,4 +162,12 @@ void jsonw_raw(struct jsonw *w, const char *json)
 {
     sep(w);
     buf_append_str(w->out, json);
+}
+
+void jsonw_key_time(struct jsonw *w, const char *key, int64_t t)
+{
+    char iso[ST_ISO_LEN];
+    st_time_iso(t, iso);
+    jsonw_key(w, key);
+    jsonw_str(w, iso);
 }

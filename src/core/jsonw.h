@@ -34,6 +34,8 @@ size_t jsonw_format_num(double v, int decimals, char *text, size_t cap);
 void jsonw_num(struct jsonw *w, double v, int decimals);
 void jsonw_bool(struct jsonw *w, bool v);
 void jsonw_null(struct jsonw *w);
+/** "key": the ISO 8601 UTC text of t (epoch seconds). */
+void jsonw_key_time(struct jsonw *w, const char *key, int64_t t);
 /** Splice already-valid JSON text as one value. */
 void jsonw_raw(struct jsonw *w, const char *json);
 
