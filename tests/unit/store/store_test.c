@@ -285,27 +285,41 @@ static void test_state_of_a_batch(void **state)
     sqlite3 *blocker; /* holds the writer back so that both frames share its next batch */
     assert_int_equal(sqlite3_open(db_path, &blocker), SQLITE_OK);
     assert_int_equal(sqlite3_exec(blocker, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
-    static struct report r[2];
-    int owners[2];
+    static struct report r[3];
+    int owners[3];
+    /* a frame of another device first: the writer takes it and waits for the lock, so the
+     * two frames below queue together for its next transaction */
+    make_report(&r[2], "8", 1700000000, 0.5);
+    struct store_frame f = frame_of(&owners[2], "8", &r[2], 1, "");
+    assert_int_equal(store_submit(st, &f), 0);
+    while (store_queue_depth(st) != 0)
+        usleep(1000);
     make_report(&r[0], "9", 1700002000, 2.0);
     make_report(&r[1], "9", 1700001000, 1.0); /* buffered history after the newer fix */
     r[1].battery_pct = 40;
     r[1].lock = REPORT_LOCK_UNLOCKED;
-    struct store_frame f = frame_of(&owners[0], "9", &r[0], 1, "");
+    f = frame_of(&owners[0], "9", &r[0], 1, "");
     assert_int_equal(store_submit(st, &f), 0);
     f = frame_of(&owners[1], "9", &r[1], 1, "");
     assert_int_equal(store_submit(st, &f), 0);
+    assert_int_equal(store_queue_depth(st), 2); /* one batch, still waiting */
     assert_int_equal(sqlite3_exec(blocker, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(blocker);
     struct seen s = {0};
-    drain_until(st, &s, 2);
-    assert_int_equal(scalar(db_path, "SELECT count(*) FROM device_state"), 1);
-    assert_int_equal(scalar(db_path, "SELECT fix_time FROM device_state"), 1700002000);
-    assert_int_equal(scalar(db_path, "SELECT lat * 10 FROM device_state"), 20);
-    assert_int_equal(scalar(db_path, "SELECT battery_pct FROM device_state"), 40);
-    assert_int_equal(scalar(db_path, "SELECT lock_state = 'unlocked' FROM device_state"), 1);
-    assert_int_equal(scalar(db_path, "SELECT position_id = (SELECT id FROM positions WHERE"
-                                     " fix_time = 1700002000) FROM device_state"), 1);
+    drain_until(st, &s, 3);
+    const char *dev9 = " FROM device_state WHERE device_id = (SELECT id FROM devices WHERE uid = '9')";
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT fix_time%s", dev9);
+    assert_int_equal(scalar(db_path, sql), 1700002000);
+    snprintf(sql, sizeof sql, "SELECT lat * 10%s", dev9);
+    assert_int_equal(scalar(db_path, sql), 20);
+    snprintf(sql, sizeof sql, "SELECT battery_pct%s", dev9);
+    assert_int_equal(scalar(db_path, sql), 40);
+    snprintf(sql, sizeof sql, "SELECT lock_state = 'unlocked'%s", dev9);
+    assert_int_equal(scalar(db_path, sql), 1);
+    snprintf(sql, sizeof sql, "SELECT position_id = (SELECT id FROM positions WHERE fix_time = 1700002000)%s",
+             dev9);
+    assert_int_equal(scalar(db_path, sql), 1);
     store_close(st);
 }
 
