@@ -272,7 +272,6 @@ static void test_raw_cap_and_queue_limit(void **state)
     store_close(st);
 }
 
-/* Frames beyond batch_max wait in further batches: all committed, in order. */
 /* Reports of one device in one transaction fold into one device_state row as the reports
  * one by one would have: the latest fix by fix time, the last known battery and lock. */
 static void test_state_of_a_batch(void **state)
@@ -323,6 +322,7 @@ static void test_state_of_a_batch(void **state)
     store_close(st);
 }
 
+/* Frames beyond batch_max wait in further batches: all committed, in order. */
 static void test_batch_max_splits(void **state)
 {
     (void)state;
