@@ -30,7 +30,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size); /* libFuzzer's ent
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    (void)FUZZ_PROTO.detect(data, size);
+    int score = FUZZ_PROTO.detect(data, size);
+    if (score != PROTO_DETECT_NO && score != PROTO_DETECT_MAYBE && score != PROTO_DETECT_YES)
+        __builtin_trap();
     size_t off = 0;
     while (off < size) {
         ptrdiff_t fl = FUZZ_PROTO.frame(data + off, size - off);
