@@ -6,12 +6,13 @@
 #   libjansson-dev  JSON input (config file; strict, duplicate keys rejected)
 #   libcmocka-dev   unit tests
 #   libsodium-dev   API passwords (argon2id), token hashes, random session ids
+#   libcurl4-openssl-dev  webhook delivery (multi interface, HTTPS)
 #   node-llhttp     HTTP request parser (Debian ships its C sources, built by meson.build)
 #   meson ninja-build pkg-config  build
 #   python3         integration tests (drive the real binary over sockets, read the real SQLite file)
 #   clang libclang-rt-dev  fuzz targets (libFuzzer + sanitizers)
 set -eu
-pkgs="libuv1-dev libsqlite3-dev libjansson-dev libcmocka-dev libsodium-dev node-llhttp meson ninja-build pkg-config gcc python3 clang libclang-rt-dev"
+pkgs="libuv1-dev libsqlite3-dev libcurl4-openssl-dev libjansson-dev libcmocka-dev libsodium-dev node-llhttp meson ninja-build pkg-config gcc python3 clang libclang-rt-dev"
 [ "${1:-}" = "--with-valgrind" ] && pkgs="$pkgs valgrind"
 missing=""
 for p in $pkgs; do

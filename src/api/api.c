@@ -53,6 +53,8 @@ struct api {
     struct subscriber *subs;
     size_t n_subs;
     uint64_t http_codes[6];    /* answers by class: [2] = 2xx … [5] = 5xx */
+    api_command_hook_fn *command_hook;
+    void *command_hook_arg;
 };
 
 static const struct api_route routes[] = {
@@ -87,6 +89,11 @@ static const struct api_route routes[] = {
     {"GET", "/api/devices/{id}/reports/stops", ROLE_VIEWER, api_report_stops},
     {"GET", "/api/devices/{id}/reports/summary", ROLE_VIEWER, api_report_summary},
     {"GET", "/api/events", ROLE_VIEWER, api_events_get},
+    /* geofences (routes_geofences.c) */
+    /* shipments and seal state (routes_shipments.c) */
+    /* custody chain (routes_custody.c) */
+    /* alert rules, webhooks, alerts (routes_alerts.c) */
+    /* commands and command templates (routes_commands.c) */
 };
 #define N_ROUTES (sizeof routes / sizeof routes[0])
 
@@ -896,6 +903,14 @@ static void call_answer(struct api *a, struct api_call *c)
     call_free(c);
 }
 
+void api_set_command_hook(struct api *a, api_command_hook_fn *fn, void *arg)
+{
+    if (!a)
+        return;
+    a->command_hook = fn;
+    a->command_hook_arg = arg;
+}
+
 static void call_done(uv_work_t *w, int status)
 {
     struct api_call *c = w->data;
@@ -904,6 +919,8 @@ static void call_done(uv_work_t *w, int status)
         api_error(c, 503, NULL, "server shutting down");
     else if (c->kind == CALL_METRICS)
         render_metrics(a, c);
+    if (c->command_device && a->command_hook && !a->closing)
+        a->command_hook(a->command_hook_arg, c->command_device);
     call_answer(a, c);
 }
 

@@ -38,6 +38,11 @@ void api_publish(struct api *a, const struct store_done *d);
 void api_device_status(struct api *a, int64_t org_id, int64_t device_row, const char *uid,
                        bool connected);
 
+/** A command was queued for a device (row id): the server delivers it when the device is
+ *  connected. Loop thread. */
+typedef void api_command_hook_fn(void *arg, int64_t device_row);
+void api_set_command_hook(struct api *a, api_command_hook_fn *fn, void *arg);
+
 /** Stop listening and end every stream; requests on the thread pool still finish.
  *  Call before closing the loop's other handles. Accepts NULL. */
 void api_close(struct api *a);

@@ -45,6 +45,8 @@ struct api_call {
     char headers[640];       /* extra response headers, "Name: value\r\n" each */
     size_t headers_len;
     char error[160];         /* the 4xx/5xx message, for the access log */
+    int64_t command_device;  /* a handler queued a command for this device row: the server
+                                delivers it after the answer (api_set_command_hook) */
     int64_t started_us;
 };
 
@@ -132,6 +134,11 @@ api_handler_fn api_devices_list, api_devices_create, api_devices_get, api_device
     api_devices_delete;
 api_handler_fn api_positions_get, api_events_get, api_raw_get;
 api_handler_fn api_report_route, api_report_trips, api_report_stops, api_report_summary;
+/* routes_geofences.c */
+/* routes_shipments.c */
+/* routes_custody.c */
+/* routes_alerts.c */
+/* routes_commands.c */
 
 /** "viewer" / "operator" / "admin" and back (ROLE_NONE when unknown). */
 const char *api_role_name(int role);

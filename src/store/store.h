@@ -111,6 +111,10 @@ void store_set_live(struct store *s, bool on);
  *  before its next transaction. Any thread. */
 void store_devices_changed(struct store *s);
 
+/** Geofences, shipments or alert rules were edited elsewhere (the API): the writer
+ *  re-reads them before its next transaction. Any thread. */
+void store_domain_changed(struct store *s);
+
 /** Commit what is queued and stop the writer; store_drain still delivers the
  *  committed frames afterwards. */
 void store_stop(struct store *s);

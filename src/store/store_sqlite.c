@@ -95,7 +95,7 @@ struct store {
     struct batch *spare;
     size_t queued_reports;        /* in pending and full */
     struct store_stats stats;     /* under lock */
-    atomic_bool live, devices_changed;
+    atomic_bool live, devices_changed, domain_changed;
     /* writer-thread only */
     struct strmap device_ids;     /* uid → index into devices[] + 1 */
     struct device_entry *devices;
@@ -247,6 +247,11 @@ size_t store_queue_depth(struct store *s)
     size_t n = s->queued_reports;
     pthread_mutex_unlock(&s->lock);
     return n;
+}
+
+void store_domain_changed(struct store *s)
+{
+    atomic_store(&s->domain_changed, true);
 }
 
 void store_drain(struct store *s, store_done_fn *fn, void *arg)

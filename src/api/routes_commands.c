@@ -1,0 +1,2 @@
+/* routes_commands.c: being written (issue 6). */
+typedef int st_placeholder_routes_commands;

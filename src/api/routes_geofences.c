@@ -1,0 +1,2 @@
+/* routes_geofences.c: being written (issue 6). */
+typedef int st_placeholder_routes_geofences;

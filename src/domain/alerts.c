@@ -1,0 +1,2 @@
+/* alerts.c: being written (issue 6). */
+typedef int st_placeholder_alerts;

@@ -1,0 +1,2 @@
+/* custody.c: being written (issue 6). */
+typedef int st_placeholder_custody;

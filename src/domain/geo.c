@@ -1,0 +1,2 @@
+/* geo.c: being written (issue 6). */
+typedef int st_placeholder_geo;

@@ -1,0 +1,2 @@
+/* geofence.c: being written (issue 6). */
+typedef int st_placeholder_geofence;
