@@ -14,6 +14,7 @@ const char *st_strerror(int err)
     case ST_ECHECKSUM: return "bad checksum";
     case ST_EFULL: return "queue full";
     case ST_EEXIST: return "exists already";
+    case ST_ENOTFOUND: return "not found";
     default: return "unknown error";
     }
 }

@@ -14,6 +14,7 @@ enum st_err {
     ST_ECHECKSUM = -8,  /* checksum does not match */
     ST_EFULL = -9,      /* a bounded queue or buffer is full */
     ST_EEXIST = -10,    /* the object to create exists already */
+    ST_ENOTFOUND = -11, /* the object named does not exist */
 };
 
 /** Human-readable text for an ST_E* code (static string, never NULL). */
