@@ -42,7 +42,8 @@ struct custody_fact {
 
 /** Append f to its shipment's chain within the caller's transaction. recorded_ms: server
  *  time of the write. 0 (entry id in *entry_id when not NULL), ST_ENOTFOUND (no such
- *  shipment), ST_EMALFORMED (unknown kind, detail not a JSON object) or ST_EIO. */
+ *  shipment), ST_EMALFORMED (unknown kind, detail not a JSON object, position out of
+ *  range) or ST_EIO. Text that is not UTF-8 is stored and hashed with U+FFFD in its place. */
 int custody_append(sqlite3 *db, const struct custody_fact *f, int64_t recorded_ms,
                    int64_t *entry_id);
 
@@ -72,5 +73,16 @@ struct custody_entry {
     const char *prev_hash;
 };
 void custody_canonical(const struct custody_entry *e, struct buf *out);
+
+/** The custody_log columns custody_entry_read() takes, in this order. */
+#define CUSTODY_ENTRY_COLUMNS                                                                  \
+    "shipment_id, seq, time, recorded_at, kind, actor, source, device_id, lat, lon, event_id," \
+    " command_id, detail, prev_hash"
+/** Fill e from the row at st, columns col… as CUSTODY_ENTRY_COLUMNS; its strings point into
+ *  st (valid until the next step). The one reading of a row, for verify and the API. */
+void custody_entry_read(sqlite3_stmt *st, int col, struct custody_entry *e);
+/** Write e's canonical fields as one JSON object exactly as they are hashed (integers for
+ *  the times, 1e-7 degree integers for lat/lon, detail as its text), for offline checks. */
+void custody_entry_json(const struct custody_entry *e, struct jsonw *w);
 
 #endif
