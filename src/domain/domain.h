@@ -18,6 +18,8 @@
         "unknown_card", "low_battery", "geofence_enter", "geofence_exit", "device_offline", \
         "overspeed", "command_failed"
 
+#define DOMAIN_GROUP_MAX 128 /* device group names are compared up to this length */
+
 struct domain_event {
     const char *type;        /* one of DOMAIN_TYPES (or another events.type name) */
     int64_t org_id, device_id;
@@ -32,8 +34,12 @@ struct domain_event {
     double speed_kmh;        /* < 0 unknown */
     int battery_pct;         /* -1 unknown */
     const char *source, *card, *reason; /* NULL none */
+    int granted;             /* access events: 1 granted, 0 refused; -1 not applicable */
     const char *detail;      /* JSON object text; NULL none */
     bool late;               /* derived from history that arrived out of order */
 };
+
+/** Somebody hears of a fact (the alert rules, the custody log); 0 or ST_EIO. */
+typedef int domain_event_fn(void *arg, const struct domain_event *e);
 
 #endif

@@ -136,7 +136,8 @@ struct device_geo {
 struct fix_note {
     int64_t org_id, device_id, fix_time, pos_id;
     double lat, lon;
-    const char *uid, *group; /* valid for the batch (the writer's batch and device cache) */
+    char uid[REPORT_ID_LEN];
+    char group[DOMAIN_GROUP_MAX]; /* "" none */
 };
 
 struct geofence_engine {
@@ -266,7 +267,7 @@ static bool fence_applies(const struct fence_entry *f, const struct fix_note *n)
     if (f->n_devices &&
         bsearch(&n->device_id, f->devices, f->n_devices, sizeof *f->devices, cmp_i64))
         return true;
-    for (size_t k = 0; n->group && k < f->n_groups; k++)
+    for (size_t k = 0; n->group[0] && k < f->n_groups; k++)
         if (strcmp(f->groups[k], n->group) == 0)
             return true;
     return false;
@@ -398,8 +399,10 @@ void geofence_note_fix(struct geofence_engine *g, int64_t org_id, int64_t device
         g->cap_notes = g->cap_notes ? g->cap_notes * 2 : 256;
         g->notes = st_realloc(g->notes, g->cap_notes * sizeof *g->notes);
     }
-    g->notes[g->n_notes++] = (struct fix_note){org_id, device_id, fix_time, position_id, lat,
-                                               lon,    device_uid, group};
+    struct fix_note *x = &g->notes[g->n_notes++];
+    *x = (struct fix_note){org_id, device_id, fix_time, position_id, lat, lon, "", ""};
+    snprintf(x->uid, sizeof x->uid, "%s", device_uid ? device_uid : "");
+    snprintf(x->group, sizeof x->group, "%s", group ? group : "");
 }
 
 static int cmp_note(const void *a, const void *b)
@@ -525,7 +528,7 @@ struct new_event {
 };
 
 static int event_store(struct geofence_engine *g, const struct fix_note *n, const struct new_event *e,
-                       bool late, geofence_event_fn *fn, void *arg)
+                       bool late, domain_event_fn *fn, void *arg)
 {
     const struct fence_entry *f = fence_by_id(g, e->fence_id);
     struct jsonw w;
@@ -559,7 +562,7 @@ static int event_store(struct geofence_engine *g, const struct fix_note *n, cons
         .org_id = n->org_id,
         .device_id = n->device_id,
         .device_uid = n->uid,
-        .group_name = n->group,
+        .group_name = n->group[0] ? n->group : NULL,
         .time = e->time,
         .event_id = sqlite3_last_insert_rowid(g->db),
         .fence_id = e->fence_id,
@@ -569,6 +572,7 @@ static int event_store(struct geofence_engine *g, const struct fix_note *n, cons
         .speed_kmh = -1,
         .battery_pct = -1,
         .source = "server",
+        .granted = -1,
         .reason = f ? f->def.kind : NULL,
         .detail = (const char *)g->json.data,
         .late = late,
@@ -578,7 +582,7 @@ static int event_store(struct geofence_engine *g, const struct fix_note *n, cons
 
 /* Fast path: the device's fixes of this batch all follow its watermark. */
 static int evaluate_in_order(struct geofence_engine *g, struct device_geo *d,
-                             const struct fix_note *notes, size_t n, geofence_event_fn *fn, void *arg)
+                             const struct fix_note *notes, size_t n, domain_event_fn *fn, void *arg)
 {
     int64_t ids[HITS_MAX];
     for (size_t i = 0; i < n; i++) {
@@ -664,7 +668,7 @@ static int side_since(struct geofence_engine *g, const struct fix_note *x, const
  * of this batch to the latest, for every fence the span touches, and correct the span's
  * events: add the missing (late), remove the ones history proves false. */
 static int evaluate_replay(struct geofence_engine *g, struct device_geo *d, const struct fix_note *first,
-                           geofence_event_fn *fn, void *arg)
+                           domain_event_fn *fn, void *arg)
 {
     int rc = ST_EIO;
     struct window_fix *win = NULL;
@@ -871,7 +875,7 @@ static int device_flush(struct geofence_engine *g, struct device_geo *d)
     return 0;
 }
 
-int geofence_batch_end(struct geofence_engine *g, geofence_event_fn *fn, void *arg)
+int geofence_batch_end(struct geofence_engine *g, domain_event_fn *fn, void *arg)
 {
     if (!g->n_notes)
         return 0;

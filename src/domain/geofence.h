@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "../core/buf.h"
+#include "../model/report.h"
 #include "domain.h"
 #include "geo.h"
 
@@ -52,9 +53,6 @@ int geofence_points_parse(const char *json, struct geo_point **out, size_t *n);
 
 struct geofence_engine;
 
-/** A fact the engine produced; called within the transaction (alerts, custody). */
-typedef int geofence_event_fn(void *arg, const struct domain_event *e);
-
 int geofence_engine_open(sqlite3 *db, struct geofence_engine **out);
 void geofence_engine_free(struct geofence_engine *g);
 
@@ -71,7 +69,7 @@ void geofence_note_fix(struct geofence_engine *g, int64_t org_id, int64_t device
 
 /** Evaluate the batch's fixes (in fix-time order per device), store the events and the
  *  state, and call fn for each event stored. 0 or ST_EIO. */
-int geofence_batch_end(struct geofence_engine *g, geofence_event_fn *fn, void *arg);
+int geofence_batch_end(struct geofence_engine *g, domain_event_fn *fn, void *arg);
 
 /** Fences in the index (for logs and the benchmark). */
 size_t geofence_engine_size(const struct geofence_engine *g);

@@ -35,6 +35,9 @@ struct store_opts {
     const struct st_model_tz *model_tz; /* zone per device model (copied) */
     int n_model_tz;
     int retention_interval_s; /* between retention passes (organisations' retention days) */
+    bool domain;             /* seal operations: geofences, seals, custody, alerts, commands */
+    void (*alerted)(void *arg); /* writer thread: alerts were committed (webhooks may be due) */
+    void *alerted_arg;
     void (*notify)(void *arg); /* writer thread: committed frames are ready to drain */
     void *notify_arg;
 };

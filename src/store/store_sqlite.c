@@ -24,6 +24,7 @@
 #include "../core/strmap.h"
 #include "../core/timeutil.h"
 #include "../model/report_json.h"
+#include "../domain/domain_writer.h"
 #include "schema.h"
 
 struct item {
@@ -54,6 +55,7 @@ struct batch {
 
 struct device_entry {
     int64_t id, org_id;
+    char group[DOMAIN_GROUP_MAX]; /* "" none */
     int tz_min; /* the device's zone, else its model's, else the default */
     uint32_t state_gen;  /* == store.state_gen: states[state_idx] holds this batch's latest */
     uint32_t state_idx;
@@ -76,6 +78,8 @@ struct state_acc {
 #define SPARE_BATCHES 4 /* batches kept for reuse; more were only needed for a backlog */
 #define RETENTION_BATCH 2000 /* rows per table per retention transaction */
 #define RETENTION_AGAIN_MS 100 /* pause between full retention batches: ingest goes first */
+#define DOMAIN_PERIOD_MS 5000  /* offline alerts and command expiry */
+#define EVENTS_MAX REPORT_MAX_EVENTS
 
 const double store_commit_bucket_s[STORE_COMMIT_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025,
                                                             0.05,  0.1,    0.25,  1.0};
@@ -107,7 +111,9 @@ struct store {
     struct state_acc *states;     /* this batch's device states, n_states used */
     size_t n_states, cap_states;
     uint32_t state_gen;           /* bumped per batch: stale state_idx values are ignored */
-    int64_t retention_next_ms;
+    int64_t retention_next_ms, domain_next_ms;
+    struct domain_writer *domain; /* NULL unless opts.domain */
+    struct buf alert_live;        /* the item being written: its alerts' stream text */
     sqlite3_stmt *sel_device, *ins_device, *ins_raw, *ins_pos, *ins_event, *upsert_state,
         *trim_raw, *sel_retention, *del_positions, *del_raw, *set_protocol;
 };
@@ -464,7 +470,7 @@ static int prepare(struct store *s, sqlite3_stmt **st, const char *sql)
 static int prepare_all(struct store *s)
 {
     return prepare(s, &s->sel_device,
-                   "SELECT id, tz_offset_min, model, org_id, protocol FROM devices WHERE uid=?1") ||
+                   "SELECT id, tz_offset_min, model, org_id, protocol, group_name FROM devices WHERE uid=?1") ||
            prepare(s, &s->set_protocol,
                    "UPDATE devices SET protocol=?2 WHERE id=?1 AND protocol IS NULL") ||
            prepare(s, &s->ins_device,
@@ -593,6 +599,8 @@ static int device_lookup(struct store *s, const char *uid, const char *protocol,
             struct device_entry *e = &s->devices[s->n_devices];
             e->id = sqlite3_column_int64(s->sel_device, 0);
             e->org_id = sqlite3_column_int64(s->sel_device, 3);
+            const char *group = (const char *)sqlite3_column_text(s->sel_device, 5);
+            copy_text(e->group, sizeof e->group, group ? group : "");
             bool no_protocol = sqlite3_column_type(s->sel_device, 4) == SQLITE_NULL;
             e->tz_min = device_tz(s, s->sel_device);
             e->state_gen = s->state_gen - 1; /* no state in this batch yet */
@@ -755,6 +763,7 @@ static int write_report(struct store *s, const struct item *it, struct device_en
             return ST_EIO;
         pos_id = sqlite3_last_insert_rowid(s->db);
     }
+    int64_t event_ids[EVENTS_MAX];
     for (int i = 0; i < r->n_events; i++) {
         const struct report_event *e = &r->events[i];
         sqlite3_stmt *st = s->ins_event;
@@ -778,8 +787,19 @@ static int write_report(struct store *s, const struct item *it, struct device_en
         sqlite3_bind_int64(st, 13, raw_id);
         if (step_done(s, st))
             return ST_EIO;
+        event_ids[i] = sqlite3_last_insert_rowid(s->db);
     }
     state_note(s, it, dev, r, fix_time, pos_id);
+    if (s->domain) {
+        struct domain_device d = {.id = dev->id,
+                                  .org_id = dev->org_id,
+                                  .uid = it->device_id,
+                                  .group = dev->group[0] ? dev->group : NULL};
+        bool live = atomic_load_explicit(&s->live, memory_order_relaxed);
+        if (domain_writer_report(s->domain, &d, r, fix_time, pos_id, event_ids,
+                                 live ? &s->alert_live : NULL))
+            return ST_EIO;
+    }
     return 0;
 }
 
@@ -855,12 +875,35 @@ static int write_item(struct store *s, struct batch *b, struct item *it, int64_t
     if (!dev)
         return 0;
     r = reps;
+    s->alert_live.len = 0;
     for (size_t i = 0; i < it->n_reports; i++, r = report_next(r))
         if (write_report(s, it, dev, r, *last_raw))
             return ST_EIO;
-    if (atomic_load_explicit(&s->live, memory_order_relaxed))
+    if (atomic_load_explicit(&s->live, memory_order_relaxed)) {
         live_text(b, it, reps);
+        buf_append(&b->bytes, s->alert_live.data, s->alert_live.len); /* right after: one run */
+        it->live_len += s->alert_live.len;
+    }
     return 0;
+}
+
+/* Alerts that belong to no one frame (geofences) travel as items of their own: no owner,
+ * no reply, only stream text. */
+static void live_extra(void *arg, int64_t org_id, int64_t device_id, const char *text, size_t len)
+{
+    struct batch *b = arg;
+    if (b->n_items == b->cap_items) {
+        b->cap_items = b->cap_items ? b->cap_items * 2 : 256;
+        b->items = st_realloc(b->items, b->cap_items * sizeof *b->items);
+    }
+    struct item *it = &b->items[b->n_items++];
+    memset(it, 0, sizeof *it);
+    it->result = STORE_COMMITTED;
+    it->device_row = device_id;
+    it->org_id = org_id;
+    it->live_off = b->bytes.len;
+    it->live_len = len;
+    buf_append(&b->bytes, text, len);
 }
 
 static int commit_batch(struct store *s, struct batch *b)
@@ -869,17 +912,28 @@ static int commit_batch(struct store *s, struct batch *b)
         return 0;
     int64_t last_raw = 0;
     int64_t now = st_now_ms();
-    if (now - s->cache_since_ms > DEVICE_CACHE_MS || atomic_exchange(&s->devices_changed, false)) {
+    size_t n_frames = b->n_items; /* live_extra may append items */
+    bool devices_changed = atomic_exchange(&s->devices_changed, false);
+    if (now - s->cache_since_ms > DEVICE_CACHE_MS || devices_changed) {
         device_cache_clear(s);
         s->cache_since_ms = now;
     }
+    if (s->domain && (devices_changed || atomic_exchange(&s->domain_changed, false)))
+        domain_writer_changed(s->domain);
     if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
         goto fail;
     s->n_states = 0;
     s->state_gen++;
-    for (size_t i = 0; i < b->n_items; i++)
+    if (s->domain && domain_writer_begin(s->domain))
+        goto fail;
+    for (size_t i = 0; i < n_frames; i++)
         if (write_item(s, b, &b->items[i], &last_raw))
             goto fail;
+    if (s->domain && domain_writer_end(s->domain,
+                                       atomic_load_explicit(&s->live, memory_order_relaxed)
+                                           ? live_extra : NULL,
+                                       b))
+        goto fail;
     if (state_flush(s))
         goto fail;
     if (last_raw > s->opts.raw_frames_max && s->opts.raw_frames_max >= 0) {
@@ -889,6 +943,8 @@ static int commit_batch(struct store *s, struct batch *b)
     }
     if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
         goto fail;
+    if (s->domain && domain_writer_take_alerts(s->domain) && s->opts.alerted)
+        s->opts.alerted(s->opts.alerted_arg);
     return 0;
 fail:
     st_log(ST_LOG_ERROR,
@@ -897,6 +953,12 @@ fail:
            s->path, b->n_items, sqlite3_errmsg(s->db));
     sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
     device_cache_clear(s); /* it may name rows of the rolled-back transaction */
+    if (s->domain) { /* its caches may hold rolled-back state */
+        domain_writer_changed(s->domain);
+        domain_writer_take_alerts(s->domain);
+    }
+    while (b->n_items > n_frames) /* stream text of alerts that were rolled back */
+        b->n_items--;
     for (size_t i = 0; i < b->n_items; i++)
         b->items[i].result = STORE_FAILED;
     return ST_EIO;
@@ -973,6 +1035,31 @@ static void retention_maybe(struct store *s)
         st_now_ms() + (more ? RETENTION_AGAIN_MS : (int64_t)s->opts.retention_interval_s * 1000);
 }
 
+/* Offline alerts and command expiry, every DOMAIN_PERIOD_MS in a short transaction. */
+static void domain_maybe(struct store *s)
+{
+    if (!s->domain)
+        return;
+    int64_t now = st_now_ms();
+    if (now < s->domain_next_ms)
+        return;
+    pthread_mutex_unlock(&s->lock);
+    bool ok = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK &&
+              domain_writer_periodic(s->domain, now) == 0 &&
+              sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
+    if (!ok) {
+        st_log(ST_LOG_ERROR, "event=domain_periodic_failed db=\"%s\" reason=\"%s\"", s->path,
+               sqlite3_errmsg(s->db));
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        domain_writer_changed(s->domain);
+        domain_writer_take_alerts(s->domain);
+    } else if (domain_writer_take_alerts(s->domain) && s->opts.alerted) {
+        s->opts.alerted(s->opts.alerted_arg);
+    }
+    pthread_mutex_lock(&s->lock);
+    s->domain_next_ms = st_now_ms() + DOMAIN_PERIOD_MS;
+}
+
 static void record_commit(struct store *s, int rc, double seconds)
 {
     s->stats.commits++;
@@ -992,16 +1079,22 @@ static void *writer_main(void *arg)
     pthread_mutex_lock(&s->lock);
     for (;;) {
         retention_maybe(s);
+        domain_maybe(s);
         while (!s->stop && !s->full_head && s->pending->n_items == 0) {
-            if (s->opts.retention_interval_s <= 0 || s->opts.discard) {
+            bool retention = s->opts.retention_interval_s > 0 && !s->opts.discard;
+            if (!retention && !s->domain) {
                 pthread_cond_wait(&s->wake, &s->lock);
                 continue;
             }
-            int64_t due = s->retention_next_ms;
+            int64_t due = retention ? s->retention_next_ms : INT64_MAX;
+            if (s->domain && s->domain_next_ms < due)
+                due = s->domain_next_ms;
             struct timespec until = {.tv_sec = (time_t)(due / 1000),
                                      .tv_nsec = (long)(due % 1000) * 1000000};
-            if (pthread_cond_timedwait(&s->wake, &s->lock, &until) == ETIMEDOUT)
+            if (pthread_cond_timedwait(&s->wake, &s->lock, &until) == ETIMEDOUT) {
                 retention_maybe(s);
+                domain_maybe(s);
+            }
         }
         if (!s->full_head && s->pending->n_items == 0 && s->stop)
             break;
@@ -1069,6 +1162,8 @@ int store_open(const struct store_opts *opts, struct store **out)
         wal_buffer_enable(s->db);
     if (prepare_all(s))
         goto fail;
+    if (s->opts.domain && !s->opts.discard && domain_writer_open(s->db, &s->domain))
+        goto fail;
     strmap_init(&s->device_ids);
     strmap_init(&s->rejected_logged);
     pthread_mutex_init(&s->lock, NULL);
@@ -1084,6 +1179,7 @@ int store_open(const struct store_opts *opts, struct store **out)
     *out = s;
     return 0;
 fail:
+    domain_writer_free(s->domain);
     finalize_all(s);
     sqlite3_close(s->db);
     st_free(s);
@@ -1115,6 +1211,7 @@ void store_close(struct store *s)
             batch_free(lists[i]);
             lists[i] = next;
         }
+    domain_writer_free(s->domain);
     finalize_all(s);
     sqlite3_close(s->db);
     strmap_deinit(&s->device_ids);
@@ -1122,6 +1219,7 @@ void store_close(struct store *s)
     st_free(s->devices);
     st_free(s->states);
     buf_free(&s->json);
+    buf_free(&s->alert_live);
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->wake);
     st_free(s);
