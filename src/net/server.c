@@ -22,10 +22,14 @@
 #include "../core/err.h"
 #include "../core/log.h"
 #include "../core/mem.h"
+#include "../core/idmap.h"
 #include "../core/strmap.h"
 #include "../core/timeutil.h"
 #include "../proto/proto.h"
 #include "../api/api.h"
+#include "../domain/commands.h"
+#include "../domain/webhook.h"
+#include "../store/schema.h"
 #include "../store/query.h"
 #include "../store/store.h"
 
@@ -95,7 +99,16 @@ struct server {
     uv_work_t dialect_work;
     bool dialect_busy;
     bool stopping;               /* the store is stopped: paused connections stay paused */
+    struct webhook_sender *webhooks;
+    /* remote commands: one delivery job at a time on the thread pool, with its own connection */
+    sqlite3 *cmd_db;
+    struct idmap conn_by_device; /* device row → its newest connection (0 once closed) */
+    int64_t *cmd_queue;          /* device rows whose queued commands to look up */
+    size_t n_cmd_queue, cap_cmd_queue;
+    bool cmd_busy;
 };
+
+static void cmd_schedule(struct server *srv, int64_t device_row);
 
 static void dialect_table_free(struct dialect_table *t)
 {
@@ -215,8 +228,12 @@ static void conn_close(struct conn *c, const char *reason)
     c->closing = true;
     idle_unlink(srv, c);
     srv->counters.connections--;
-    if (c->device_row)
+    if (c->device_row) {
         api_device_status(srv->api, c->org_id, c->device_row, c->status_uid, false);
+        int64_t *slot = idmap_get(&srv->conn_by_device, c->device_row);
+        if (slot && *slot == (int64_t)(intptr_t)c)
+            *slot = 0;
+    }
     int64_t *n = strmap_get(&srv->per_ip, c->ip);
     if (n && --*n <= 0)
         strmap_del(&srv->per_ip, c->ip);
@@ -293,6 +310,8 @@ static void on_committed_frame(void *arg, const struct store_done *d)
 {
     struct server *srv = arg;
     api_publish(srv->api, d);
+    if (!d->owner && !d->udp_peer) /* stream text only (alerts of geofence events) */
+        return;
     if (d->udp_peer) {
         if (d->result == STORE_COMMITTED && d->reply_len) {
             uv_buf_t b = uv_buf_init((char *)d->reply, (unsigned)d->reply_len);
@@ -311,6 +330,9 @@ static void on_committed_frame(void *arg, const struct store_done *d)
         c->org_id = d->org_id;
         copy_id(c->status_uid, d->device_id);
         api_device_status(srv->api, c->org_id, c->device_row, c->status_uid, true);
+        *idmap_put(&srv->conn_by_device, c->device_row, 0) = (int64_t)(intptr_t)c;
+        if (srv->cmd_db)
+            cmd_schedule(srv, c->device_row); /* commands queued while it was away */
     }
     bool has_reply = d->result == STORE_COMMITTED && d->reply_len && !c->closing;
     if (has_reply)
@@ -325,6 +347,117 @@ static void on_committed_frame(void *arg, const struct store_done *d)
 }
 
 static void conn_resume(struct conn *c);
+
+/* ---- remote commands ------------------------------------------------------ */
+
+/* One look-up (or give-back) of a device's queued commands on the thread pool. */
+struct cmd_job {
+    uv_work_t work;
+    struct server *srv;
+    int64_t device_row;
+    const struct proto_ops *proto;
+    struct proto_ctx ctx;
+    bool give_back;              /* the connection closed before they were written */
+    int n;
+    struct command_wire wires[COMMANDS_PER_TAKE];
+};
+
+static struct conn *conn_of_device(struct server *srv, int64_t device_row)
+{
+    int64_t *slot = idmap_get(&srv->conn_by_device, device_row);
+    struct conn *c = slot && *slot ? (struct conn *)(intptr_t)*slot : NULL;
+    return c && !c->closing ? c : NULL;
+}
+
+static void cmd_work(uv_work_t *w)
+{
+    struct cmd_job *j = w->data;
+    if (j->give_back) {
+        int64_t ids[COMMANDS_PER_TAKE];
+        for (int i = 0; i < j->n; i++)
+            ids[i] = j->wires[i].id;
+        commands_untake(j->srv->cmd_db, ids, (size_t)j->n);
+        return;
+    }
+    j->n = commands_take(j->srv->cmd_db, j->device_row, j->proto, &j->ctx, st_now(), j->wires,
+                         COMMANDS_PER_TAKE);
+}
+
+static void cmd_next(struct server *srv);
+
+static void cmd_done(uv_work_t *w, int status)
+{
+    struct cmd_job *j = w->data;
+    struct server *srv = j->srv;
+    struct conn *c = conn_of_device(srv, j->device_row);
+    if (status == 0 && !j->give_back && j->n > 0) {
+        if (!c || srv->stopping) { /* gone meanwhile: the commands wait for the next connection */
+            j->give_back = true;
+            uv_queue_work(srv->loop, &j->work, cmd_work, cmd_done);
+            return;
+        }
+        char dev[ST_LOG_TEXT_MAX];
+        for (int i = 0; i < j->n; i++) {
+            buf_append(&c->out, j->wires[i].bytes, j->wires[i].len);
+            st_log(ST_LOG_INFO, "event=command_sent device=%s command=%lld bytes=%zu",
+                   st_log_text(c->device_id, dev), (long long)j->wires[i].id, j->wires[i].len);
+        }
+        c->ctx.server_serial = j->ctx.server_serial;
+        conn_flush(c);
+        if (j->n == COMMANDS_PER_TAKE)
+            cmd_schedule(srv, j->device_row); /* more may wait */
+    }
+    st_free(j);
+    srv->cmd_busy = false;
+    cmd_next(srv);
+}
+
+static void cmd_next(struct server *srv)
+{
+    while (!srv->cmd_busy && !srv->stopping && srv->n_cmd_queue) {
+        int64_t row = srv->cmd_queue[0];
+        memmove(srv->cmd_queue, srv->cmd_queue + 1, --srv->n_cmd_queue * sizeof *srv->cmd_queue);
+        struct conn *c = conn_of_device(srv, row);
+        if (!c || !c->stream.proto || !c->stream.proto->encode_command)
+            continue;
+        struct cmd_job *j = st_calloc(1, sizeof *j);
+        j->work.data = j;
+        j->srv = srv;
+        j->device_row = row;
+        j->proto = c->stream.proto;
+        j->ctx = c->ctx;
+        srv->cmd_busy = true;
+        uv_queue_work(srv->loop, &j->work, cmd_work, cmd_done);
+    }
+}
+
+static void cmd_schedule(struct server *srv, int64_t device_row)
+{
+    for (size_t i = 0; i < srv->n_cmd_queue; i++)
+        if (srv->cmd_queue[i] == device_row)
+            return;
+    if (srv->n_cmd_queue == srv->cap_cmd_queue) {
+        srv->cap_cmd_queue = srv->cap_cmd_queue ? srv->cap_cmd_queue * 2 : 64;
+        srv->cmd_queue = st_realloc(srv->cmd_queue, srv->cap_cmd_queue * sizeof *srv->cmd_queue);
+    }
+    srv->cmd_queue[srv->n_cmd_queue++] = device_row;
+    cmd_next(srv);
+}
+
+/* The API queued a command: deliver it now when the device is connected. */
+static void on_command_queued(void *arg, int64_t device_row)
+{
+    struct server *srv = arg;
+    if (srv->cmd_db && conn_of_device(srv, device_row))
+        cmd_schedule(srv, device_row);
+}
+
+/* Writer thread: alerts were committed. */
+static void on_alerted(void *arg)
+{
+    struct server *srv = arg;
+    webhook_wake(srv->webhooks);
+}
 
 static void on_committed(uv_async_t *h)
 {
@@ -693,6 +826,7 @@ int server_run(const struct st_config *cfg)
     srv->cfg = cfg;
     srv->loop = uv_default_loop();
     strmap_init(&srv->per_ip);
+    idmap_init(&srv->conn_by_device);
     int rc = ST_EIO;
 
     uv_async_init(srv->loop, &srv->committed, on_committed);
@@ -709,11 +843,20 @@ int server_run(const struct st_config *cfg)
         .model_tz = cfg->model_tz,
         .n_model_tz = cfg->n_model_tz,
         .retention_interval_s = cfg->retention_interval_s,
+        .domain = true,
+        .alerted = on_alerted,
+        .alerted_arg = srv,
         .notify = notify_committed,
         .notify_arg = &srv->committed,
     };
-    if (store_open(&so, &srv->store))
+    if (!cfg->store_none) {
+        struct webhook_opts wo = {.db_path = cfg->db};
+        if (store_open(&so, &srv->store) || webhook_start(&wo, &srv->webhooks) ||
+            schema_open(cfg->db, 0, &srv->cmd_db))
+            goto out;
+    } else if (store_open(&so, &srv->store)) {
         goto out;
+    }
     if (cfg->store_none)
         st_log(ST_LOG_WARN, "event=store_none reason=\"benchmark mode: nothing is stored, replies "
                             "are sent without durability\"");
@@ -746,6 +889,7 @@ int server_run(const struct st_config *cfg)
     }
     if (api_start(srv->loop, cfg, srv->store, &srv->counters, &srv->api))
         goto out;
+    api_set_command_hook(srv->api, on_command_queued, srv);
     uv_timer_init(srv->loop, &srv->dialect_timer);
     srv->dialect_timer.data = srv;
     uv_timer_start(&srv->dialect_timer, on_dialect_timer, 0, DIALECT_REFRESH_MS);
@@ -774,6 +918,10 @@ out:
     uv_run(srv->loop, UV_RUN_DEFAULT);
     api_free(srv->api);
     store_close(srv->store);
+    webhook_stop(srv->webhooks);
+    sqlite3_close(srv->cmd_db); /* the loop ran dry: no delivery job is left */
+    idmap_deinit(&srv->conn_by_device);
+    st_free(srv->cmd_queue);
     uv_loop_close(srv->loop);
     strmap_deinit(&srv->per_ip);
     dialect_table_free(srv->dialects);
