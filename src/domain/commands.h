@@ -27,6 +27,7 @@
 #define COMMAND_TTL_MAX_S (30 * 86400)
 #define COMMAND_BYTES_MAX 1024  /* an encoded command at most */
 #define COMMANDS_PER_TAKE 8     /* commands one delivery job sends at most */
+#define COMMAND_TEMPLATE_MAX 512 /* a command template's characters at most */
 
 /** What the API asks for. Strings may be NULL when unused. */
 struct command_request {
@@ -53,9 +54,23 @@ enum command_outcome {
 };
 
 /** Validate, authorise and store a command, in its own transaction on db. Returns an
- *  enum command_outcome (err: the reason, for the answer and the log), or ST_EIO. */
-int commands_create(sqlite3 *db, const struct command_request *req, int64_t *id, char *err,
-                    size_t errlen);
+ *  enum command_outcome (err: the reason, for the answer and the log; *field: the request
+ *  field at fault, a static string, NULL when none), or ST_EIO. */
+int commands_create(sqlite3 *db, const struct command_request *req, int64_t *id,
+                    const char **field, char *err, size_t errlen);
+
+/** SQL of a commands.params value (col) with its secrets (passwords, codes, a rendered
+ *  template) replaced by "***": what the API shows, and what a command keeps once done. */
+#define COMMAND_PARAMS_MASKED(col)                                                          \
+    "json_replace(" col ", '$.password', '***', '$.code', '***', '$.new_password', '***',"  \
+    " '$.rendered', '***')"
+
+/** Check a command template for a command type: type one of the types above except custom
+ *  and lock, tpl 1..COMMAND_TEMPLATE_MAX characters whose `{…}` are only the placeholders
+ *  {password}, {code}, {new_password}, {cards}, {number}, {uid}. 0, or ST_EMALFORMED with *field ("type" or
+ *  "template") and err set. */
+int commands_template_check(const char *type, const char *tpl, const char **field, char *err,
+                            size_t errlen);
 
 /** One command encoded for a connection. */
 struct command_wire {
@@ -77,8 +92,8 @@ int commands_untake(sqlite3 *db, const int64_t *ids, size_t n);
 
 /** Writer thread, in its batch: if r answers a sent command of the device, mark it
  *  confirmed or failed (the answer kept in result), log custody, and fill *ev with a
- *  "command_failed" fact for the alert rules (ev->type NULL otherwise). 1 matched, 0 not,
- *  ST_EIO. */
+ *  "command_failed" fact for the alert rules (ev->type NULL otherwise; its detail lasts
+ *  until the thread's next call). 1 matched, 0 not, ST_EIO. */
 int commands_on_answer(sqlite3 *db, int64_t device_id, int64_t shipment_id,
                        const struct report *r, int64_t now, struct domain_event *ev);
 
