@@ -92,6 +92,9 @@ static const struct api_route routes[] = {
     /* geofences (routes_geofences.c) */
     /* shipments and seal state (routes_shipments.c) */
     /* custody chain (routes_custody.c) */
+    {"GET", "/api/shipments/{id}/custody", ROLE_VIEWER, api_custody_get},
+    {"POST", "/api/shipments/{id}/custody", ROLE_OPERATOR, api_custody_add},
+    {"GET", "/api/shipments/{id}/custody/verify", ROLE_VIEWER, api_custody_verify},
     /* alert rules, webhooks, alerts (routes_alerts.c) */
     /* commands and command templates (routes_commands.c) */
 };

@@ -137,6 +137,7 @@ api_handler_fn api_report_route, api_report_trips, api_report_stops, api_report_
 /* routes_geofences.c */
 /* routes_shipments.c */
 /* routes_custody.c */
+api_handler_fn api_custody_get, api_custody_add, api_custody_verify;
 /* routes_alerts.c */
 /* routes_commands.c */
 

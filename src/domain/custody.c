@@ -354,17 +354,21 @@ int custody_verify(sqlite3 *db, int64_t shipment_id, struct custody_check *out)
     out->ok = true;
     char head_stored[CUSTODY_HASH_HEX + 1], prev_stored[CUSTODY_HASH_HEX + 1];
     int64_t head_seq;
+    sqlite3_stmt *st = NULL;
+    struct buf scratch = {0};
+    /* The head and the rows from one snapshot: an append between the two reads would look
+     * like an entry beyond the head. A savepoint nests in the caller's transaction if any. */
+    if (sqlite3_exec(db, "SAVEPOINT custody_verify", NULL, NULL, NULL) != SQLITE_OK) {
+        st_log(ST_LOG_ERROR, "event=custody_db_error reason=\"%s\"", sqlite3_errmsg(db));
+        return ST_EIO;
+    }
     int rc = read_head(db, shipment_id, &head_seq, head_stored);
-    if (rc)
-        return rc;
-    sqlite3_stmt *st;
-    if ((rc = prepare(db, "SELECT id, hash, " CUSTODY_ENTRY_COLUMNS
-                          " FROM custody_log WHERE shipment_id = ?1 ORDER BY seq", &st)))
-        return rc;
+    if (rc || (rc = prepare(db, "SELECT id, hash, " CUSTODY_ENTRY_COLUMNS
+                                " FROM custody_log WHERE shipment_id = ?1 ORDER BY seq", &st)))
+        goto done;
     sqlite3_bind_int64(st, 1, shipment_id);
     memcpy(prev_stored, CUSTODY_GENESIS, sizeof prev_stored);
     memcpy(out->head, CUSTODY_GENESIS, sizeof out->head);
-    struct buf scratch = {0};
     int64_t last_id = 0;
     int step;
     /* Past the first break rows are only counted: the first broken link is the one named. */
@@ -408,7 +412,13 @@ int custody_verify(sqlite3 *db, int64_t shipment_id, struct custody_check *out)
     else if (out->ok && strcmp(out->head, head_stored) != 0)
         broken(out, last_id, out->entries,
                "the shipment's head hash is not that of entry seq %" PRId64, out->entries);
+    if (!rc && !out->ok)
+        st_log(ST_LOG_WARN, "event=custody_broken shipment=%" PRId64 " id=%" PRId64
+               " seq=%" PRId64 " reason=\"%s\"", shipment_id, out->broken_id, out->broken_seq,
+               out->reason);
+done:
     sqlite3_finalize(st);
     buf_free(&scratch);
+    sqlite3_exec(db, "RELEASE custody_verify", NULL, NULL, NULL); /* read only: cannot fail */
     return rc;
 }
