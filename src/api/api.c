@@ -91,12 +91,28 @@ static const struct api_route routes[] = {
     {"GET", "/api/events", ROLE_VIEWER, api_events_get},
     /* geofences (routes_geofences.c) */
     /* shipments and seal state (routes_shipments.c) */
+    {"GET", "/api/shipments", ROLE_VIEWER, api_shipments_list},
+    {"POST", "/api/shipments", ROLE_OPERATOR, api_shipments_create},
+    {"GET", "/api/shipments/{id}", ROLE_VIEWER, api_shipments_get},
+    {"PATCH", "/api/shipments/{id}", ROLE_OPERATOR, api_shipments_update},
+    {"GET", "/api/shipments/{id}/report", ROLE_VIEWER, api_shipment_report},
+    {"GET", "/api/devices/{id}/seal", ROLE_VIEWER, api_device_seal},
+    {"GET", "/api/reports/seals", ROLE_VIEWER, api_report_seals},
+    {"GET", "/api/reports/violations", ROLE_VIEWER, api_report_violations},
     /* custody chain (routes_custody.c) */
     {"GET", "/api/shipments/{id}/custody", ROLE_VIEWER, api_custody_get},
     {"POST", "/api/shipments/{id}/custody", ROLE_OPERATOR, api_custody_add},
     {"GET", "/api/shipments/{id}/custody/verify", ROLE_VIEWER, api_custody_verify},
     /* alert rules, webhooks, alerts (routes_alerts.c) */
     /* commands and command templates (routes_commands.c) */
+    {"POST", "/api/devices/{id}/commands", ROLE_OPERATOR, api_commands_create},
+    {"GET", "/api/devices/{id}/commands", ROLE_VIEWER, api_commands_list},
+    {"GET", "/api/commands/{id}", ROLE_VIEWER, api_commands_get},
+    {"DELETE", "/api/commands/{id}", ROLE_OPERATOR, api_commands_cancel},
+    {"GET", "/api/command-templates", ROLE_OPERATOR, api_command_templates_list},
+    {"POST", "/api/command-templates", ROLE_ADMIN, api_command_templates_create},
+    {"PATCH", "/api/command-templates/{id}", ROLE_ADMIN, api_command_templates_update},
+    {"DELETE", "/api/command-templates/{id}", ROLE_ADMIN, api_command_templates_delete},
 };
 #define N_ROUTES (sizeof routes / sizeof routes[0])
 

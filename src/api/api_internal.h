@@ -136,10 +136,15 @@ api_handler_fn api_positions_get, api_events_get, api_raw_get;
 api_handler_fn api_report_route, api_report_trips, api_report_stops, api_report_summary;
 /* routes_geofences.c */
 /* routes_shipments.c */
+api_handler_fn api_shipments_list, api_shipments_create, api_shipments_get, api_shipments_update;
+api_handler_fn api_shipment_report, api_device_seal, api_report_seals, api_report_violations;
 /* routes_custody.c */
 api_handler_fn api_custody_get, api_custody_add, api_custody_verify;
 /* routes_alerts.c */
 /* routes_commands.c */
+api_handler_fn api_commands_create, api_commands_list, api_commands_get, api_commands_cancel;
+api_handler_fn api_command_templates_list, api_command_templates_create,
+    api_command_templates_update, api_command_templates_delete;
 
 /** "viewer" / "operator" / "admin" and back (ROLE_NONE when unknown). */
 const char *api_role_name(int role);

@@ -18,7 +18,7 @@
         "unknown_card", "low_battery", "geofence_enter", "geofence_exit", "device_offline", \
         "overspeed", "command_failed"
 
-#define DOMAIN_GROUP_MAX 128 /* device group names are compared up to this length */
+#define DOMAIN_GROUP_MAX 257 /* device group names (the API allows 256 bytes) */
 
 struct domain_event {
     const char *type;        /* one of DOMAIN_TYPES (or another events.type name) */
