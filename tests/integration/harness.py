@@ -234,3 +234,48 @@ def jt808_frame(msg_id, terminal, serial, body):
         x ^= b
     plain += bytes([x])
     return b"\x7e" + plain.replace(b"\x7d", b"\x7d\x01").replace(b"\x7e", b"\x7d\x02") + b"\x7e"
+
+
+class Api:
+    """A logged-in HTTP API caller (session cookie) of a Server started with --http-port."""
+
+    def __init__(self, http_port, name, password):
+        self.port = http_port
+        self.cookie = None
+        status, body, headers = self.call("POST", "/api/session", {"name": name, "password": password})
+        check(status == 200, "login as %s: %s %s" % (name, status, body))
+        for value in headers.get_all("Set-Cookie") or []:
+            if value.startswith("st_session="):
+                self.cookie = value.split(";", 1)[0].split("=", 1)[1]
+
+    def call(self, method, path, body=None):
+        """(status, parsed JSON or text, headers)."""
+        import http.client
+        import json
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        if self.cookie:
+            headers["Cookie"] = "st_session=" + self.cookie
+        try:
+            conn.request(method, path, body=json.dumps(body) if body is not None else None, headers=headers)
+            r = conn.getresponse()
+            data = r.read().decode("utf-8", "replace")
+            try:
+                parsed = json.loads(data) if data else None
+            except ValueError:
+                parsed = data
+            return r.status, parsed, r.headers
+        finally:
+            conn.close()
+
+    def get(self, path):
+        return self.call("GET", path)[:2]
+
+    def post(self, path, body):
+        return self.call("POST", path, body)[:2]
+
+    def patch(self, path, body):
+        return self.call("PATCH", path, body)[:2]
+
+    def delete(self, path):
+        return self.call("DELETE", path)[:2]
