@@ -18,19 +18,35 @@
 
 /* What an export says about itself, so that the file alone tells how to check it. */
 #define EXPORT_FORMAT "sealtrack-custody-export/1"
-#define EXPORT_CANONICAL                                                                         \
-    "hash = lower-case hex SHA-256 of the entry's canonical bytes: a JSON object of the keys "   \
-    "actor, command_id, detail, device_id, event_id, kind, lat, lon, prev_hash, recorded_at, "   \
-    "seq, shipment_id, source, time in this order without whitespace, values as in the export "  \
-    "(absent: null; integers in decimal; lat/lon in 1e-7 degree; detail a JSON string); "        \
-    "strings escape only '\"' and '\\' (as \\\" and \\\\) and U+0000..U+001F (as \\u00xx, "      \
-    "lower-case hex), every other character as its UTF-8 bytes. prev_hash = the previous "       \
+#define EXPORT_CANONICAL                                                                           \
+    "hash = lower-case hex SHA-256 of the entry's canonical bytes: a JSON object of the keys "     \
+    "actor, command_id, detail, device_id, event_id, kind, lat, lon, prev_hash, recorded_at, "     \
+    "seq, shipment_id, source, time in this order without whitespace, values as in the export "    \
+    "(absent: null; integers in decimal; lat/lon in 1e-7 degree; detail a JSON string); "          \
+    "strings escape only '\"' and '\\' (as \\\" and \\\\) and U+0000..U+001F (as \\u00xx, "        \
+    "lower-case hex), every other character as its UTF-8 bytes. prev_hash = the previous "         \
     "entry's hash, 64 zeros for seq 1; seq runs 1, 2, 3 ...; the last entry is the head."
 
 /* Columns of an entry: its id and hash, then custody_entry_read()'s. */
 #define ENTRY_COLUMNS "id, hash, " CUSTODY_ENTRY_COLUMNS
-enum { COL_ID, COL_HASH, COL_SHIPMENT, COL_SEQ, COL_TIME, COL_RECORDED, COL_KIND, COL_ACTOR,
-       COL_SOURCE, COL_DEVICE, COL_LAT, COL_LON, COL_EVENT, COL_COMMAND, COL_DETAIL, COL_PREV };
+enum {
+    COL_ID,
+    COL_HASH,
+    COL_SHIPMENT,
+    COL_SEQ,
+    COL_TIME,
+    COL_RECORDED,
+    COL_KIND,
+    COL_ACTOR,
+    COL_SOURCE,
+    COL_DEVICE,
+    COL_LAT,
+    COL_LON,
+    COL_EVENT,
+    COL_COMMAND,
+    COL_DETAIL,
+    COL_PREV
+};
 
 enum custody_format { FORMAT_JSON, FORMAT_CSV, FORMAT_EXPORT };
 
@@ -38,9 +54,11 @@ enum custody_format { FORMAT_JSON, FORMAT_CSV, FORMAT_EXPORT };
  * custody_head) and the caller finalizes it. false when answered (404 or database error). */
 static bool shipment_row(struct api_call *c, sqlite3_stmt **st)
 {
-    if (api_prepare(c, "SELECT reference, status, custody_seq,"
-                       " coalesce(custody_head, '" CUSTODY_GENESIS "')"
-                       " FROM shipments WHERE id = ?1 AND org_id = ?2", st))
+    if (api_prepare(c,
+                    "SELECT reference, status, custody_seq,"
+                    " coalesce(custody_head, '" CUSTODY_GENESIS "')"
+                    " FROM shipments WHERE id = ?1 AND org_id = ?2",
+                    st))
         return false;
     sqlite3_bind_int64(*st, 1, c->id);
     sqlite3_bind_int64(*st, 2, c->who.org_id);
@@ -141,12 +159,14 @@ static void csv_line(struct buf *b, sqlite3_stmt *st)
     const char *text[] = {
         (const char *)sqlite3_column_text(st, COL_ID),
         (const char *)sqlite3_column_text(st, COL_SEQ),
-        iso[0], iso[1],
+        iso[0],
+        iso[1],
         (const char *)sqlite3_column_text(st, COL_KIND),
         (const char *)sqlite3_column_text(st, COL_ACTOR),
         (const char *)sqlite3_column_text(st, COL_SOURCE),
         (const char *)sqlite3_column_text(st, COL_DEVICE),
-        num[0], num[1],
+        num[0],
+        num[1],
         (const char *)sqlite3_column_text(st, COL_EVENT),
         (const char *)sqlite3_column_text(st, COL_COMMAND),
         (const char *)sqlite3_column_text(st, COL_DETAIL),
@@ -164,8 +184,8 @@ static int format_param(struct api_call *c)
     int rc = api_query_str(c, "format", name, sizeof name);
     if (rc <= 0)
         return rc < 0 ? -1 : FORMAT_JSON;
-    static const char *const names[] = {[FORMAT_JSON] = "json", [FORMAT_CSV] = "csv",
-                                        [FORMAT_EXPORT] = "export"};
+    static const char *const names[] = {
+        [FORMAT_JSON] = "json", [FORMAT_CSV] = "csv", [FORMAT_EXPORT] = "export"};
     for (int f = 0; f < 3; f++)
         if (strcmp(name, names[f]) == 0)
             return f;
@@ -177,8 +197,10 @@ static int format_param(struct api_call *c)
 static int write_chain(struct api_call *c, sqlite3_stmt *sh, int format)
 {
     sqlite3_stmt *st;
-    if (api_prepare(c, "SELECT " ENTRY_COLUMNS " FROM custody_log WHERE shipment_id = ?1"
-                       " ORDER BY seq", &st))
+    if (api_prepare(c,
+                    "SELECT " ENTRY_COLUMNS " FROM custody_log WHERE shipment_id = ?1"
+                    " ORDER BY seq",
+                    &st))
         return -1;
     sqlite3_bind_int64(st, 1, c->id);
     c->status = 200;
@@ -404,8 +426,14 @@ void api_custody_add(struct api_call *c)
         goto fail;
     int64_t now_ms = st_now_ms(), id = 0;
     const struct custody_fact f = {
-        .shipment_id = c->id, .time = now_ms / 1000, .kind = kind, .actor = actor,
-        .source = "api", .has_pos = has_pos == 1, .lat = lat, .lon = lon,
+        .shipment_id = c->id,
+        .time = now_ms / 1000,
+        .kind = kind,
+        .actor = actor,
+        .source = "api",
+        .has_pos = has_pos == 1,
+        .lat = lat,
+        .lon = lon,
         .detail = has_detail == 1 ? detail : NULL,
     };
     /* the fact is checked above and the shipment read in this transaction: only the

@@ -150,16 +150,21 @@ static const char *col_text(sqlite3_stmt *st, int col)
 void custody_entry_read(sqlite3_stmt *st, int col, struct custody_entry *e)
 {
     *e = (struct custody_entry){
-        .shipment_id = sqlite3_column_int64(st, col), .seq = sqlite3_column_int64(st, col + 1),
+        .shipment_id = sqlite3_column_int64(st, col),
+        .seq = sqlite3_column_int64(st, col + 1),
         .time = sqlite3_column_int64(st, col + 2),
-        .recorded_at = sqlite3_column_int64(st, col + 3), .kind = col_text(st, col + 4),
-        .actor = col_text(st, col + 5), .source = col_text(st, col + 6),
+        .recorded_at = sqlite3_column_int64(st, col + 3),
+        .kind = col_text(st, col + 4),
+        .actor = col_text(st, col + 5),
+        .source = col_text(st, col + 6),
         .device_id = sqlite3_column_int64(st, col + 7),
         .has_pos = sqlite3_column_type(st, col + 8) != SQLITE_NULL &&
                    sqlite3_column_type(st, col + 9) != SQLITE_NULL,
-        .lat = sqlite3_column_double(st, col + 8), .lon = sqlite3_column_double(st, col + 9),
+        .lat = sqlite3_column_double(st, col + 8),
+        .lon = sqlite3_column_double(st, col + 9),
         .event_id = sqlite3_column_int64(st, col + 10),
-        .command_id = sqlite3_column_int64(st, col + 11), .detail = col_text(st, col + 12),
+        .command_id = sqlite3_column_int64(st, col + 11),
+        .detail = col_text(st, col + 12),
         .prev_hash = col_text(st, col + 13),
     };
 }
@@ -270,14 +275,21 @@ int custody_append(sqlite3 *db, const struct custody_fact *f, int64_t recorded_m
     sqlite3_stmt *st = NULL;
     int64_t seq = 0;
     struct custody_entry e = {
-        .shipment_id = f->shipment_id, .time = f->time, .recorded_at = recorded_ms,
-        .kind = f->kind, .actor = utf8_clean(f->actor, &actor_owned),
-        .source = utf8_clean(f->source, &source_owned), .device_id = f->device_id,
-        .event_id = f->event_id, .command_id = f->command_id, .has_pos = f->has_pos,
+        .shipment_id = f->shipment_id,
+        .time = f->time,
+        .recorded_at = recorded_ms,
+        .kind = f->kind,
+        .actor = utf8_clean(f->actor, &actor_owned),
+        .source = utf8_clean(f->source, &source_owned),
+        .device_id = f->device_id,
+        .event_id = f->event_id,
+        .command_id = f->command_id,
+        .has_pos = f->has_pos,
         /* stored as the rounded value, so the row re-computes to the same integers */
         .lat = f->has_pos ? (double)llround(f->lat * E7) / E7 : 0,
         .lon = f->has_pos ? (double)llround(f->lon * E7) / E7 : 0,
-        .detail = f->detail, .prev_hash = prev,
+        .detail = f->detail,
+        .prev_hash = prev,
     };
     int rc = read_head(db, f->shipment_id, &seq, prev);
     if (rc)
@@ -285,9 +297,10 @@ int custody_append(sqlite3 *db, const struct custody_fact *f, int64_t recorded_m
     e.seq = seq + 1;
     entry_hash(&e, &scratch, hash);
     rc = ST_EIO;
-    if (prepare(db, "INSERT INTO custody_log(shipment_id, seq, time, recorded_at, kind, actor,"
-                    " source, device_id, lat, lon, event_id, command_id, detail, prev_hash, hash)"
-                    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+    if (prepare(db,
+                "INSERT INTO custody_log(shipment_id, seq, time, recorded_at, kind, actor,"
+                " source, device_id, lat, lon, event_id, command_id, detail, prev_hash, hash)"
+                " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
                 &st))
         goto done;
     sqlite3_bind_int64(st, 1, e.shipment_id);
@@ -311,8 +324,7 @@ int custody_append(sqlite3 *db, const struct custody_fact *f, int64_t recorded_m
         goto db_fail;
     int64_t id = sqlite3_last_insert_rowid(db);
     sqlite3_finalize(st);
-    if (prepare(db, "UPDATE shipments SET custody_seq = ?1, custody_head = ?2 WHERE id = ?3",
-                &st))
+    if (prepare(db, "UPDATE shipments SET custody_seq = ?1, custody_head = ?2 WHERE id = ?3", &st))
         goto done;
     sqlite3_bind_int64(st, 1, e.seq);
     sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
@@ -363,8 +375,10 @@ int custody_verify(sqlite3 *db, int64_t shipment_id, struct custody_check *out)
         return ST_EIO;
     }
     int rc = read_head(db, shipment_id, &head_seq, head_stored);
-    if (rc || (rc = prepare(db, "SELECT id, hash, " CUSTODY_ENTRY_COLUMNS
-                                " FROM custody_log WHERE shipment_id = ?1 ORDER BY seq", &st)))
+    if (rc || (rc = prepare(db,
+                            "SELECT id, hash, " CUSTODY_ENTRY_COLUMNS
+                            " FROM custody_log WHERE shipment_id = ?1 ORDER BY seq",
+                            &st)))
         goto done;
     sqlite3_bind_int64(st, 1, shipment_id);
     memcpy(prev_stored, CUSTODY_GENESIS, sizeof prev_stored);
@@ -413,9 +427,10 @@ int custody_verify(sqlite3 *db, int64_t shipment_id, struct custody_check *out)
         broken(out, last_id, out->entries,
                "the shipment's head hash is not that of entry seq %" PRId64, out->entries);
     if (!rc && !out->ok)
-        st_log(ST_LOG_WARN, "event=custody_broken shipment=%" PRId64 " id=%" PRId64
-               " seq=%" PRId64 " reason=\"%s\"", shipment_id, out->broken_id, out->broken_seq,
-               out->reason);
+        st_log(ST_LOG_WARN,
+               "event=custody_broken shipment=%" PRId64 " id=%" PRId64 " seq=%" PRId64
+               " reason=\"%s\"",
+               shipment_id, out->broken_id, out->broken_seq, out->reason);
 done:
     sqlite3_finalize(st);
     buf_free(&scratch);

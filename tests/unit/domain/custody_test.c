@@ -104,17 +104,43 @@ static int append(const struct custody_fact *f, int64_t *id)
 static void append_five(void)
 {
     const struct custody_fact facts[] = {
-        {.shipment_id = SHIPMENT, .time = 1767225600, .kind = "shipment_opened", .actor = "ops",
+        {.shipment_id = SHIPMENT,
+         .time = 1767225600,
+         .kind = "shipment_opened",
+         .actor = "ops",
          .source = "api"},
-        {.shipment_id = SHIPMENT, .time = 1767225660, .kind = "sealed", .source = "rfid",
-         .actor = "card 0042", .device_id = 7, .event_id = 11, .has_pos = true,
-         .lat = 52.123456789, .lon = 13.000000049},
-        {.shipment_id = SHIPMENT, .time = 1767229200, .kind = "handed_over", .actor = "driver \"B\"",
-         .source = "api", .detail = "{\"to\": \"carrier\\nX\", \"n\": [1, 2]}"},
-        {.shipment_id = SHIPMENT, .time = 1767232800, .kind = "command_sent", .device_id = 7,
-         .command_id = 3, .source = "server", .detail = "{\"type\":\"unlock\"}"},
-        {.shipment_id = SHIPMENT, .time = 1767236400, .kind = "unsealed", .source = "remote_static",
-         .device_id = 7, .event_id = 12, .has_pos = true, .lat = -33.8688, .lon = 151.2093},
+        {.shipment_id = SHIPMENT,
+         .time = 1767225660,
+         .kind = "sealed",
+         .source = "rfid",
+         .actor = "card 0042",
+         .device_id = 7,
+         .event_id = 11,
+         .has_pos = true,
+         .lat = 52.123456789,
+         .lon = 13.000000049},
+        {.shipment_id = SHIPMENT,
+         .time = 1767229200,
+         .kind = "handed_over",
+         .actor = "driver \"B\"",
+         .source = "api",
+         .detail = "{\"to\": \"carrier\\nX\", \"n\": [1, 2]}"},
+        {.shipment_id = SHIPMENT,
+         .time = 1767232800,
+         .kind = "command_sent",
+         .device_id = 7,
+         .command_id = 3,
+         .source = "server",
+         .detail = "{\"type\":\"unlock\"}"},
+        {.shipment_id = SHIPMENT,
+         .time = 1767236400,
+         .kind = "unsealed",
+         .source = "remote_static",
+         .device_id = 7,
+         .event_id = 12,
+         .has_pos = true,
+         .lat = -33.8688,
+         .lon = 151.2093},
     };
     for (size_t i = 0; i < 5; i++) {
         int64_t id = 0;
@@ -163,7 +189,8 @@ static void test_append_and_verify(void **state)
     assert_string_equal(head, last);
     /* positions are stored as hashed: 1e-7 degree */
     assert_int_equal(scalar("SELECT lat * 10000000 = 521234568 AND lon * 10000000 = 130000000"
-                            " FROM custody_log WHERE seq = 2"), 1);
+                            " FROM custody_log WHERE seq = 2"),
+                     1);
     /* detail kept byte for byte */
     char detail[80];
     text("SELECT detail FROM custody_log WHERE seq = 3", detail, sizeof detail);
@@ -176,17 +203,27 @@ static void test_canonical_pinned(void **state)
 {
     (void)state;
     const struct custody_entry e = {
-        .shipment_id = 9, .seq = 1, .time = 1767225600, .recorded_at = 1767225600123,
-        .kind = "handed_over", .actor = "card \"7\" \\ \n\xc3\xa9", .source = "rfid",
-        .device_id = 12, .event_id = 345, .command_id = 0, .has_pos = true,
-        .lat = 52.12345678, .lon = -0.12345674, .detail = "{\"seal\":\"ok\"}",
+        .shipment_id = 9,
+        .seq = 1,
+        .time = 1767225600,
+        .recorded_at = 1767225600123,
+        .kind = "handed_over",
+        .actor = "card \"7\" \\ \n\xc3\xa9",
+        .source = "rfid",
+        .device_id = 12,
+        .event_id = 345,
+        .command_id = 0,
+        .has_pos = true,
+        .lat = 52.12345678,
+        .lon = -0.12345674,
+        .detail = "{\"seal\":\"ok\"}",
         .prev_hash = CUSTODY_GENESIS,
     };
     const char *want =
         "{\"actor\":\"card \\\"7\\\" \\\\ \\u000a\xc3\xa9\",\"command_id\":null,"
         "\"detail\":\"{\\\"seal\\\":\\\"ok\\\"}\",\"device_id\":12,\"event_id\":345,"
-        "\"kind\":\"handed_over\",\"lat\":521234568,\"lon\":-1234567,\"prev_hash\":\""
-        CUSTODY_GENESIS "\",\"recorded_at\":1767225600123,\"seq\":1,\"shipment_id\":9,"
+        "\"kind\":\"handed_over\",\"lat\":521234568,\"lon\":-1234567,\"prev_hash\":"
+        "\"" CUSTODY_GENESIS "\",\"recorded_at\":1767225600123,\"seq\":1,\"shipment_id\":9,"
         "\"source\":\"rfid\",\"time\":1767225600}";
     struct buf out = {0};
     custody_canonical(&e, &out);
@@ -321,13 +358,18 @@ static void test_malformed_facts(void **state)
 static void test_non_utf8_text(void **state)
 {
     (void)state;
-    struct custody_fact f = {.shipment_id = SHIPMENT, .time = 1, .kind = "note",
-                             .actor = "a\xff" "b\xc3", .source = "\xe2\x82\xac"};
+    struct custody_fact f = {.shipment_id = SHIPMENT,
+                             .time = 1,
+                             .kind = "note",
+                             .actor = "a\xff"
+                                      "b\xc3",
+                             .source = "\xe2\x82\xac"};
     assert_int_equal(append(&f, NULL), 0);
     char actor[32], source[32];
     text("SELECT actor FROM custody_log", actor, sizeof actor);
     text("SELECT source FROM custody_log", source, sizeof source);
-    assert_string_equal(actor, "a\xef\xbf\xbd" "b\xef\xbf\xbd");
+    assert_string_equal(actor, "a\xef\xbf\xbd"
+                               "b\xef\xbf\xbd");
     assert_string_equal(source, "\xe2\x82\xac");
     check_ok(1);
 }
