@@ -224,29 +224,34 @@ static void csv_separator(struct csv_line *l)
     l->started = true;
 }
 
-/* RFC 4180: a field with a comma, quote, CR or LF is quoted, quotes doubled.
- * NULL is an empty field. */
-static void csv_str(struct csv_line *l, const char *s)
+void export_csv_field(struct buf *out, bool first, const char *s)
 {
-    csv_separator(l);
+    if (!first)
+        buf_append(out, ",", 1);
     if (!s)
         return;
     size_t n = strlen(s);
     if (strcspn(s, ",\"\r\n") == n) {
-        buf_append(l->out, s, n);
+        buf_append(out, s, n);
         return;
     }
-    buf_append(l->out, "\"", 1);
+    buf_append(out, "\"", 1);
     size_t run = 0;
     for (size_t i = 0; i < n; i++) {
         if (s[i] != '"')
             continue;
-        buf_append(l->out, s + run, i + 1 - run); /* up to and including the quote */
-        buf_append(l->out, "\"", 1);
+        buf_append(out, s + run, i + 1 - run); /* up to and including the quote */
+        buf_append(out, "\"", 1);
         run = i + 1;
     }
-    buf_append(l->out, s + run, n - run);
-    buf_append(l->out, "\"", 1);
+    buf_append(out, s + run, n - run);
+    buf_append(out, "\"", 1);
+}
+
+static void csv_str(struct csv_line *l, const char *s)
+{
+    export_csv_field(l->out, !l->started, s);
+    l->started = true;
 }
 
 static void csv_num(struct csv_line *l, double v, int decimals)

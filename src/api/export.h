@@ -86,4 +86,8 @@ void export_stops(struct buf *out, int format, const char *device_uid, const str
 /** Great-circle distance in metres (haversine, mean Earth radius 6371008.8 m). */
 double export_distance_m(double lat1, double lon1, double lat2, double lon2);
 
+/** One CSV field (RFC 4180: quoted when it holds a comma, quote, CR or LF; quotes doubled;
+ *  NULL is an empty field), preceded by a comma unless first. */
+void export_csv_field(struct buf *out, bool first, const char *s);
+
 #endif

@@ -126,27 +126,6 @@ static void entry_export(struct jsonw *w, sqlite3_stmt *st)
     jsonw_obj_end(w);
 }
 
-/* An RFC 4180 field (quoted when it holds a comma, quote, CR or LF); NULL is empty. */
-static void csv_field(struct buf *b, bool first, const char *s)
-{
-    if (!first)
-        buf_append(b, ",", 1);
-    if (!s)
-        return;
-    size_t n = strlen(s);
-    if (strcspn(s, ",\"\r\n") == n) {
-        buf_append(b, s, n);
-        return;
-    }
-    buf_append(b, "\"", 1);
-    for (const char *q; (q = strchr(s, '"')); s = q + 1) {
-        buf_append(b, s, (size_t)(q - s) + 1);
-        buf_append(b, "\"", 1);
-    }
-    buf_append_str(b, s);
-    buf_append(b, "\"", 1);
-}
-
 static void csv_line(struct buf *b, sqlite3_stmt *st)
 {
     char iso[2][ST_ISO_LEN], num[2][40];
@@ -174,7 +153,7 @@ static void csv_line(struct buf *b, sqlite3_stmt *st)
         (const char *)sqlite3_column_text(st, COL_HASH),
     };
     for (size_t i = 0; i < sizeof text / sizeof text[0]; i++)
-        csv_field(b, i == 0, text[i]);
+        export_csv_field(b, i == 0, text[i]);
     buf_append(b, "\r\n", 2);
 }
 
