@@ -92,6 +92,7 @@ struct device {
     uint8_t lock;           /* scripted runs: REPORT_LOCK_* now */
     int next_event;         /* scripted runs: first event not yet reported */
     int built;              /* reports built so far */
+    int64_t newest_fix;     /* newest fix time built */
     struct held *held;      /* room for the --late range */
     int n_held, held_sent;
     const struct event_kind *pending; /* a remote unlock to report in the next frame */
@@ -212,6 +213,7 @@ static void script_report(struct device *d, int k, struct report *r)
     const struct sim_opts *o = d->sim->o;
     base_report(d, k, r);
     d->built = k + 1;
+    d->newest_fix = r->fix_time;
     if (o->scripted) {
         if (d->next_event < o->n_events && o->events[d->next_event].index == k) {
             const struct sim_event *ev = &o->events[d->next_event++];
@@ -435,14 +437,15 @@ static ptrdiff_t build_jt600(struct device *d, int step, uint8_t *out, size_t ca
 }
 
 /* The report of a remote unlock the server commanded (JT701D): where the device last was,
- * a second after its newest fix, the lock open from then on. */
+ * a second after its newest fix (so the server takes it as the newest), the lock open
+ * from then on. */
 static ptrdiff_t build_remote_unlock(struct device *d, uint8_t *out, size_t cap)
 {
     const struct sim_opts *o = d->sim->o;
     struct report r;
     int k = d->built > 0 ? d->built - 1 : 0;
     base_report(d, k, &r);
-    r.fix_time += 1;
+    r.fix_time = d->newest_fix = (d->newest_fix ? d->newest_fix : r.fix_time) + 1;
     add_event(&r, d->pending, "");
     d->pending = NULL;
     if (o->scripted)
@@ -843,7 +846,13 @@ static void consume_replies(struct device *d, const uint8_t *data, size_t len)
         off += (size_t)fl;
     }
     buf_consume(&d->rx, off);
-    pump(d);
+    /* --interval-ms paces the device: the next frame waits that long after a reply. */
+    if (d->sim->o->interval_ms > 0 && !d->failed && !d->hold_started) {
+        if (!uv_is_active((uv_handle_t *)&d->pause))
+            uv_timer_start(&d->pause, on_pause, (uint64_t)d->sim->o->interval_ms, 0);
+    } else {
+        pump(d);
+    }
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
