@@ -15,9 +15,10 @@
 #define TEXT_MAX 512
 #define MODEL_MAX 64
 
-#define COMMAND_COLUMNS                                                                        \
-    "id, device_id, type, " COMMAND_PARAMS_MASKED("params") ", state, created_at, expires_at," \
-    " sent_at, done_at, result, user_id, shipment_id, attempts"
+#define COMMAND_COLUMNS                                                                            \
+    "id, device_id, type, " COMMAND_PARAMS_MASKED(                                                 \
+        "params") ", state, created_at, expires_at,"                                               \
+                  " sent_at, done_at, result, user_id, shipment_id, attempts"
 
 static const char *const command_states[] = {"queued",  "sent",    "confirmed", "failed",
                                              "expired", "refused", "cancelled", NULL};
@@ -82,10 +83,10 @@ static int user_name(struct api_call *c, char *out, size_t cap)
 
 void api_commands_create(struct api_call *c)
 {
-    static const char *const keys[] = {"type",  "password", "code",   "new_password", "cards",
-                                       "text",  "number",   "ttl_s",  NULL};
-    struct command_request req = {.org_id = c->who.org_id, .device_id = c->id,
-                                  .user_id = c->who.user_id, .now = st_now()};
+    static const char *const keys[] = {
+        "type", "password", "code", "new_password", "cards", "text", "number", "ttl_s", NULL};
+    struct command_request req = {
+        .org_id = c->who.org_id, .device_id = c->id, .user_id = c->who.user_id, .now = st_now()};
     int64_t number = 0;
     char name[128];
     if (!api_device_visible(c, c->id, NULL, 0) || api_body(c, keys) ||
@@ -134,8 +135,7 @@ void api_commands_list(struct api_call *c)
     int64_t limit, before;
     char state[16];
     int has_state;
-    if (!api_device_visible(c, c->id, NULL, 0) ||
-        api_query_int(c, "limit", 1, 1000, 100, &limit) ||
+    if (!api_device_visible(c, c->id, NULL, 0) || api_query_int(c, "limit", 1, 1000, 100, &limit) ||
         api_query_int(c, "before_id", 1, INT64_MAX, INT64_MAX, &before) ||
         (has_state = api_query_str(c, "state", state, sizeof state)) < 0)
         return;
@@ -144,15 +144,18 @@ void api_commands_list(struct api_call *c)
         while (command_states[i] && strcmp(command_states[i], state) != 0)
             i++;
         if (!command_states[i]) {
-            api_error(c, 400, "state", "one of queued, sent, confirmed, failed, expired, refused,"
-                                       " cancelled");
+            api_error(c, 400, "state",
+                      "one of queued, sent, confirmed, failed, expired, refused,"
+                      " cancelled");
             return;
         }
     }
     sqlite3_stmt *st;
-    if (api_prepare(c, "SELECT " COMMAND_COLUMNS " FROM commands"
-                       " WHERE device_id = ?1 AND org_id = ?2 AND id < ?3"
-                       " AND (?4 IS NULL OR state = ?4) ORDER BY id DESC LIMIT ?5", &st))
+    if (api_prepare(c,
+                    "SELECT " COMMAND_COLUMNS " FROM commands"
+                    " WHERE device_id = ?1 AND org_id = ?2 AND id < ?3"
+                    " AND (?4 IS NULL OR state = ?4) ORDER BY id DESC LIMIT ?5",
+                    &st))
         return;
     sqlite3_bind_int64(st, 1, c->id);
     sqlite3_bind_int64(st, 2, c->who.org_id);
@@ -197,10 +200,13 @@ void api_commands_get(struct api_call *c)
 void api_commands_cancel(struct api_call *c)
 {
     sqlite3_stmt *st;
-    if (api_prepare(c, "UPDATE commands SET state = 'cancelled', done_at = ?3,"
-                       " params = " COMMAND_PARAMS_MASKED("params") ","
-                       " result = 'cancelled by an operator'"
-                       " WHERE id = ?1 AND org_id = ?2 AND state = 'queued'", &st))
+    if (api_prepare(c,
+                    "UPDATE commands SET state = 'cancelled', done_at = ?3,"
+                    " params = " COMMAND_PARAMS_MASKED(
+                        "params") ","
+                                  " result = 'cancelled by an operator'"
+                                  " WHERE id = ?1 AND org_id = ?2 AND state = 'queued'",
+                    &st))
         return;
     sqlite3_bind_int64(st, 1, c->id);
     sqlite3_bind_int64(st, 2, c->who.org_id);
@@ -244,8 +250,10 @@ static void template_json(struct jsonw *w, sqlite3_stmt *st)
 static void answer_template(struct api_call *c, int64_t id, int status)
 {
     sqlite3_stmt *st;
-    if (api_prepare(c, "SELECT " TEMPLATE_COLUMNS " FROM command_templates"
-                       " WHERE id = ?1 AND org_id = ?2", &st))
+    if (api_prepare(c,
+                    "SELECT " TEMPLATE_COLUMNS " FROM command_templates"
+                    " WHERE id = ?1 AND org_id = ?2",
+                    &st))
         return;
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_int64(st, 2, c->who.org_id);
@@ -261,8 +269,10 @@ static void answer_template(struct api_call *c, int64_t id, int status)
 void api_command_templates_list(struct api_call *c)
 {
     sqlite3_stmt *st;
-    if (api_prepare(c, "SELECT " TEMPLATE_COLUMNS " FROM command_templates WHERE org_id = ?1"
-                       " ORDER BY model, type", &st))
+    if (api_prepare(c,
+                    "SELECT " TEMPLATE_COLUMNS " FROM command_templates WHERE org_id = ?1"
+                    " ORDER BY model, type",
+                    &st))
         return;
     sqlite3_bind_int64(st, 1, c->who.org_id);
     struct jsonw w;
@@ -317,9 +327,9 @@ static void template_log(struct api_call *c, const char *what, int64_t id,
                          const struct template_fields *f)
 {
     char model[ST_LOG_TEXT_MAX];
-    st_log(ST_LOG_INFO, "event=command_template_%s id=%" PRId64 " by=%" PRId64
-           " model=%s type=%s enabled=%d", what, id, c->who.user_id,
-           st_log_text(f->model, model), f->type, f->enabled);
+    st_log(ST_LOG_INFO,
+           "event=command_template_%s id=%" PRId64 " by=%" PRId64 " model=%s type=%s enabled=%d",
+           what, id, c->who.user_id, st_log_text(f->model, model), f->type, f->enabled);
 }
 
 void api_command_templates_create(struct api_call *c)
@@ -328,8 +338,10 @@ void api_command_templates_create(struct api_call *c)
     if (api_body(c, template_keys) || template_fields_read(c, true, &f))
         return;
     sqlite3_stmt *st;
-    if (api_prepare(c, "INSERT INTO command_templates(org_id, model, type, template, enabled,"
-                       " created_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6)", &st))
+    if (api_prepare(c,
+                    "INSERT INTO command_templates(org_id, model, type, template, enabled,"
+                    " created_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+                    &st))
         return;
     sqlite3_bind_int64(st, 1, c->who.org_id);
     sqlite3_bind_text(st, 2, f.model, -1, SQLITE_STATIC);
@@ -348,8 +360,10 @@ void api_command_templates_update(struct api_call *c)
 {
     sqlite3_stmt *st;
     if (api_body(c, template_keys) ||
-        api_prepare(c, "SELECT model, type, template, enabled FROM command_templates"
-                       " WHERE id = ?1 AND org_id = ?2", &st))
+        api_prepare(c,
+                    "SELECT model, type, template, enabled FROM command_templates"
+                    " WHERE id = ?1 AND org_id = ?2",
+                    &st))
         return;
     sqlite3_bind_int64(st, 1, c->id);
     sqlite3_bind_int64(st, 2, c->who.org_id);
@@ -368,8 +382,10 @@ void api_command_templates_update(struct api_call *c)
         return;
     }
     if (template_fields_read(c, false, &f) ||
-        api_prepare(c, "UPDATE command_templates SET model = ?3, type = ?4, template = ?5,"
-                       " enabled = ?6 WHERE id = ?1 AND org_id = ?2", &st))
+        api_prepare(c,
+                    "UPDATE command_templates SET model = ?3, type = ?4, template = ?5,"
+                    " enabled = ?6 WHERE id = ?1 AND org_id = ?2",
+                    &st))
         return;
     sqlite3_bind_int64(st, 1, c->id);
     sqlite3_bind_int64(st, 2, c->who.org_id);

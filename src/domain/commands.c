@@ -4,9 +4,9 @@
  *
  * A command's row keeps what is needed to encode it later (params, secrets included: a
  * password has to be sent when the device comes online) until it is done; then its secrets
- * are masked (COMMAND_PARAMS_MASKED), as the API always shows them. Delivery sets match_key, the name the device's
- * answer will carry: "jt808:<serial>" (the 0x0001 general response repeats the serial),
- * "jt600:<word>" (the JT701 answer `(ID,P43,…)` repeats the command word), "<proto>:any"
+ * are masked (COMMAND_PARAMS_MASKED), as the API always shows them. Delivery sets match_key, the
+ * name the device's answer will carry: "jt808:<serial>" (the 0x0001 general response repeats the
+ * serial), "jt600:<word>" (the JT701 answer `(ID,P43,…)` repeats the command word), "<proto>:any"
  * for protocols whose answers are not matched (those commands stay sent until they expire).
  */
 #include "commands.h"
@@ -52,8 +52,8 @@ static const struct command_kind kinds[] = {
 };
 
 /* Placeholders a template may use (the request fields of the same names, and the device id). */
-static const char *const placeholders[] = {"password", "code", "new_password", "cards", "number",
-                                           "uid"};
+static const char *const placeholders[] = {"password", "code",   "new_password",
+                                           "cards",    "number", "uid"};
 
 static const struct command_kind *kind_find(const char *name)
 {
@@ -68,7 +68,7 @@ struct command_args {
     const char *password, *code, *new_password, *cards, *text;
     long number;
     const char *uid;
-    const char *rendered;     /* a template's output: sent as a custom command */
+    const char *rendered; /* a template's output: sent as a custom command */
     int64_t template_id;
 };
 
@@ -178,9 +178,8 @@ static int template_render(const char *tpl, const struct command_args *a, char *
                 }
                 if (!value_ok(placeholders[i], value)) {
                     *field = placeholders[i];
-                    snprintf(err, errlen,
-                             "%s must be printable ASCII without parentheses%s", placeholders[i],
-                             strcmp(placeholders[i], "cards") ? " or commas" : "");
+                    snprintf(err, errlen, "%s must be printable ASCII without parentheses%s",
+                             placeholders[i], strcmp(placeholders[i], "cards") ? " or commas" : "");
                     return ST_EMALFORMED;
                 }
                 piece = value;
@@ -208,8 +207,9 @@ int commands_template_check(const char *type, const char *tpl, const char **fiel
     const struct command_kind *k = kind_find(type);
     *field = "type";
     if (!k || strcmp(type, "custom") == 0) {
-        snprintf(err, errlen, "must be a command type other than custom: unlock, unlock_dynamic,"
-                              " set_password, cards, reboot, position or interval");
+        snprintf(err, errlen,
+                 "must be a command type other than custom: unlock, unlock_dynamic,"
+                 " set_password, cards, reboot, position or interval");
         return ST_EMALFORMED;
     }
     *field = "template";
@@ -268,13 +268,20 @@ static int custody_command(sqlite3 *db, int64_t shipment_id, int64_t device_id, 
                            int64_t now, const char *kind, const char *actor, const char *source,
                            const char *detail)
 {
-    struct custody_fact f = {.shipment_id = shipment_id, .time = now, .kind = kind,
-                             .actor = actor, .source = source, .device_id = device_id,
-                             .command_id = command_id, .detail = detail};
+    struct custody_fact f = {.shipment_id = shipment_id,
+                             .time = now,
+                             .kind = kind,
+                             .actor = actor,
+                             .source = source,
+                             .device_id = device_id,
+                             .command_id = command_id,
+                             .detail = detail};
     int rc = custody_append(db, &f, st_now_ms(), NULL);
     if (rc < 0)
-        st_log(ST_LOG_ERROR, "event=custody_failed shipment=%" PRId64 " command=%" PRId64
-               " kind=%s reason=\"%s\"", shipment_id, command_id, kind, st_strerror(rc));
+        st_log(ST_LOG_ERROR,
+               "event=custody_failed shipment=%" PRId64 " command=%" PRId64
+               " kind=%s reason=\"%s\"",
+               shipment_id, command_id, kind, st_strerror(rc));
     return rc < 0 ? ST_EIO : 0;
 }
 
@@ -307,7 +314,7 @@ struct device_facts {
     bool has_fix, fix_valid;
     double lat, lon;
     int64_t fix_time;
-    int64_t shipment_id;      /* open shipment; 0 none */
+    int64_t shipment_id; /* open shipment; 0 none */
 };
 
 static int device_read(sqlite3 *db, const struct command_request *req, struct device_facts *d)
@@ -328,8 +335,8 @@ static int device_read(sqlite3 *db, const struct command_request *req, struct de
         snprintf(d->uid, sizeof d->uid, "%s", col_text(st, 0));
         snprintf(d->protocol, sizeof d->protocol, "%s", col_text(st, 1) ? col_text(st, 1) : "");
         snprintf(d->model, sizeof d->model, "%s", col_text(st, 2) ? col_text(st, 2) : "");
-        d->has_fix = sqlite3_column_type(st, 3) != SQLITE_NULL &&
-                     sqlite3_column_type(st, 4) != SQLITE_NULL;
+        d->has_fix =
+            sqlite3_column_type(st, 3) != SQLITE_NULL && sqlite3_column_type(st, 4) != SQLITE_NULL;
         d->lat = sqlite3_column_double(st, 3);
         d->lon = sqlite3_column_double(st, 4);
         d->fix_valid = sqlite3_column_int(st, 5) != 0;
@@ -341,8 +348,8 @@ static int device_read(sqlite3 *db, const struct command_request *req, struct de
 }
 
 /* The enabled template of (org, model, type): 0 with text in out, ST_ENOTFOUND or ST_EIO. */
-static int template_find(sqlite3 *db, int64_t org, const char *model, const char *type,
-                         int64_t *id, char *out, size_t cap)
+static int template_find(sqlite3 *db, int64_t org, const char *model, const char *type, int64_t *id,
+                         char *out, size_t cap)
 {
     sqlite3_stmt *st;
     if (prepare(db,
@@ -371,8 +378,9 @@ static int unlock_check(sqlite3 *db, int64_t org, const struct device_facts *d, 
     if (!d->shipment_id)
         return 0;
     sqlite3_stmt *st;
-    if (prepare(db, "SELECT fence_id FROM shipment_unlock_zones WHERE shipment_id = ?1"
-                    " ORDER BY fence_id",
+    if (prepare(db,
+                "SELECT fence_id FROM shipment_unlock_zones WHERE shipment_id = ?1"
+                " ORDER BY fence_id",
                 &st))
         return ST_EIO;
     sqlite3_bind_int64(st, 1, d->shipment_id);
@@ -416,8 +424,8 @@ static int unlock_check(sqlite3 *db, int64_t org, const struct device_facts *d, 
 /* The params column: the request's arguments (secrets included) and the template used. */
 static const char *params_text(struct buf *b, const struct command_args *a)
 {
-    static const char *const keys[] = {"password", "code", "new_password", "cards", "text",
-                                       "number"};
+    static const char *const keys[] = {"password", "code", "new_password",
+                                       "cards",    "text", "number"};
     struct jsonw w;
     char num[24];
     jsonw_init(&w, b);
@@ -450,9 +458,9 @@ static int insert_command(sqlite3 *db, const struct command_request *req, const 
     if (prepare(db,
                 "INSERT INTO commands(org_id, device_id, type, params, state, created_at,"
                 " expires_at, user_id, shipment_id, result, done_at)"
-                " VALUES(?1, ?2, ?3, CASE WHEN ?5 = 'queued' THEN ?4 ELSE "
-                COMMAND_PARAMS_MASKED("?4") " END, ?5, ?6, ?7, ?8, ?9, ?10,"
-                " CASE WHEN ?5 = 'queued' THEN NULL ELSE ?6 END)",
+                " VALUES(?1, ?2, ?3, CASE WHEN ?5 = 'queued' THEN ?4 ELSE " COMMAND_PARAMS_MASKED(
+                    "?4") " END, ?5, ?6, ?7, ?8, ?9, ?10,"
+                          " CASE WHEN ?5 = 'queued' THEN NULL ELSE ?6 END)",
                 &st))
         return ST_EIO;
     sqlite3_bind_int64(st, 1, req->org_id);
@@ -485,10 +493,15 @@ static int command_resolve(sqlite3 *db, const struct command_request *req,
     const struct proto_ops *p = d->protocol[0] ? proto_find(d->protocol) : NULL;
     *field = "type";
     if (!p) {
-        snprintf(err, errlen, d->protocol[0] ? "protocol %s is unknown to this server"
-                                             : "device has not connected yet: its protocol is"
-                                               " unknown",
+        snprintf(err, errlen,
+                 d->protocol[0] ? "protocol %s is unknown to this server"
+                                : "device has not connected yet: its protocol is"
+                                  " unknown",
                  d->protocol);
+        return COMMAND_UNSUPPORTED;
+    }
+    if (!p->encode_command) { /* not even a custom text to carry a template */
+        snprintf(err, errlen, "protocol %s has no downlink commands", p->name);
         return COMMAND_UNSUPPORTED;
     }
     struct proto_ctx scratch = {.now = req->now};
@@ -496,14 +509,13 @@ static int command_resolve(sqlite3 *db, const struct command_request *req,
     uint8_t wire[COMMAND_BYTES_MAX];
     size_t len;
     command_of(k, a, &cmd);
-    int rc = p->encode_command ? p->encode_command(&scratch, &cmd, wire, sizeof wire, &len)
-                               : ST_EUNSUPPORTED;
+    int rc = p->encode_command(&scratch, &cmd, wire, sizeof wire, &len);
     if (rc == ST_EUNSUPPORTED) {
         int64_t tid = 0;
         char tpl[COMMAND_TEMPLATE_MAX + 1];
-        int trc = d->model[0] ? template_find(db, req->org_id, d->model, k->name, &tid, tpl,
-                                              sizeof tpl)
-                              : ST_ENOTFOUND;
+        int trc = d->model[0]
+                      ? template_find(db, req->org_id, d->model, k->name, &tid, tpl, sizeof tpl)
+                      : ST_ENOTFOUND;
         if (trc == ST_EIO)
             return ST_EIO;
         if (trc == ST_ENOTFOUND) {
@@ -521,8 +533,10 @@ static int command_resolve(sqlite3 *db, const struct command_request *req,
         rc = p->encode_command(&scratch, &cmd, wire, sizeof wire, &len);
         if (rc < 0) {
             *field = "template";
-            snprintf(err, errlen, "command template %" PRId64 " renders a command protocol %s"
-                                  " refuses (%s)", tid, p->name, st_strerror(rc));
+            snprintf(err, errlen,
+                     "command template %" PRId64 " renders a command protocol %s"
+                     " refuses (%s)",
+                     tid, p->name, st_strerror(rc));
             return COMMAND_INVALID;
         }
         return COMMAND_QUEUED;
@@ -546,8 +560,7 @@ static int command_resolve(sqlite3 *db, const struct command_request *req,
 static int refuse(sqlite3 *db, const struct command_request *req, const struct device_facts *d,
                   const char *params, const char *reason, int64_t *id)
 {
-    if (insert_command(db, req, req->type, params, "refused", req->now, d->shipment_id, reason,
-                       id))
+    if (insert_command(db, req, req->type, params, "refused", req->now, d->shipment_id, reason, id))
         return ST_EIO;
     struct buf b = {0};
     struct jsonw w;
@@ -558,33 +571,43 @@ static int refuse(sqlite3 *db, const struct command_request *req, const struct d
     jsonw_key(&w, "reason");
     jsonw_str(&w, reason);
     jsonw_obj_end(&w);
-    struct custody_fact f = {.shipment_id = d->shipment_id, .time = req->now,
-                             .kind = "unlock_refused", .actor = req->user_name, .source = "api",
-                             .device_id = req->device_id, .command_id = *id,
-                             .has_pos = d->has_fix, .lat = d->lat, .lon = d->lon,
+    struct custody_fact f = {.shipment_id = d->shipment_id,
+                             .time = req->now,
+                             .kind = "unlock_refused",
+                             .actor = req->user_name,
+                             .source = "api",
+                             .device_id = req->device_id,
+                             .command_id = *id,
+                             .has_pos = d->has_fix,
+                             .lat = d->lat,
+                             .lon = d->lon,
                              .detail = json_text(&b)};
     int rc = custody_append(db, &f, st_now_ms(), NULL);
     buf_free(&b);
     if (rc < 0)
-        st_log(ST_LOG_ERROR, "event=custody_failed shipment=%" PRId64 " kind=unlock_refused"
-               " reason=\"%s\"", d->shipment_id, st_strerror(rc));
+        st_log(ST_LOG_ERROR,
+               "event=custody_failed shipment=%" PRId64 " kind=unlock_refused"
+               " reason=\"%s\"",
+               d->shipment_id, st_strerror(rc));
     return rc < 0 ? ST_EIO : 0;
 }
 
-int commands_create(sqlite3 *db, const struct command_request *req, int64_t *id,
-                    const char **field, char *err, size_t errlen)
+int commands_create(sqlite3 *db, const struct command_request *req, int64_t *id, const char **field,
+                    char *err, size_t errlen)
 {
     const struct command_kind *k = kind_find(req->type);
     *id = 0;
     *field = "type";
     if (req->type && strcmp(req->type, "lock") == 0) {
-        snprintf(err, errlen, "there is no remote lock: Jointech locks close themselves when the"
-                              " rope is inserted; watch for the lock event");
+        snprintf(err, errlen,
+                 "there is no remote lock: Jointech locks close themselves when the"
+                 " rope is inserted; watch for the lock event");
         return COMMAND_INVALID;
     }
     if (!k) {
-        snprintf(err, errlen, "unknown command type: unlock, unlock_dynamic, set_password, cards,"
-                              " reboot, position, interval or custom");
+        snprintf(err, errlen,
+                 "unknown command type: unlock, unlock_dynamic, set_password, cards,"
+                 " reboot, position, interval or custom");
         return COMMAND_INVALID;
     }
     int64_t ttl = req->ttl_s ? req->ttl_s : COMMAND_TTL_DEFAULT_S;
@@ -596,9 +619,12 @@ int commands_create(sqlite3 *db, const struct command_request *req, int64_t *id,
     if (exec(db, "BEGIN IMMEDIATE"))
         return ST_EIO;
     struct device_facts d;
-    struct command_args a = {.password = req->password, .code = req->code,
-                             .new_password = req->new_password, .cards = req->cards,
-                             .text = req->text, .number = req->number};
+    struct command_args a = {.password = req->password,
+                             .code = req->code,
+                             .new_password = req->new_password,
+                             .cards = req->cards,
+                             .text = req->text,
+                             .number = req->number};
     char rendered[COMMAND_BYTES_MAX], reason[REASON_MAX];
     struct buf params = {0};
     int outcome = device_read(db, req, &d);
@@ -637,13 +663,14 @@ done:
         sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
     char dev[ST_LOG_TEXT_MAX], why[ST_LOG_TEXT_MAX];
     if (outcome == COMMAND_QUEUED)
-        st_log(ST_LOG_INFO, "event=command_queued id=%" PRId64 " device=%s type=%s by=%" PRId64
-               "%s", *id, st_log_text(d.uid, dev), k->name, req->user_id,
-               a.rendered ? " template=yes" : "");
+        st_log(ST_LOG_INFO,
+               "event=command_queued id=%" PRId64 " device=%s type=%s by=%" PRId64 "%s", *id,
+               st_log_text(d.uid, dev), k->name, req->user_id, a.rendered ? " template=yes" : "");
     else if (outcome == COMMAND_REFUSED)
-        st_log(ST_LOG_WARN, "event=command_refused id=%" PRId64 " device=%s type=%s by=%" PRId64
-               " reason=\"%s\"", *id, st_log_text(d.uid, dev), k->name, req->user_id,
-               st_log_text(reason, why));
+        st_log(ST_LOG_WARN,
+               "event=command_refused id=%" PRId64 " device=%s type=%s by=%" PRId64
+               " reason=\"%s\"",
+               *id, st_log_text(d.uid, dev), k->name, req->user_id, st_log_text(reason, why));
     else if (outcome >= 0)
         *id = 0;
     return outcome;
@@ -676,11 +703,11 @@ static int expire_due(sqlite3 *db, int64_t device_id, int64_t now)
         if (sqlite3_column_type(st, 4) == SQLITE_NULL)
             continue;
         b.len = 0;
-        const char *detail = command_detail(&b, sqlite3_column_int64(st, 0), col_text(st, 2),
-                                            "was", col_text(st, 3));
+        const char *detail = command_detail(&b, sqlite3_column_int64(st, 0), col_text(st, 2), "was",
+                                            col_text(st, 3));
         fail = custody_command(db, sqlite3_column_int64(st, 4), sqlite3_column_int64(st, 1),
-                               sqlite3_column_int64(st, 0), now, "command_expired", NULL,
-                               "server", detail);
+                               sqlite3_column_int64(st, 0), now, "command_expired", NULL, "server",
+                               detail);
     }
     buf_free(&b);
     sqlite3_finalize(st);
@@ -804,15 +831,15 @@ static int take_one(sqlite3 *db, int64_t device_id, const struct proto_ops *prot
         out = step_done(db, up);
     }
     if (out == 0 && shipment)
-        out = custody_command(db, shipment, device_id, id, now,
-                              erc == 0 ? "command_sent" : "command_failed", actor, "server",
-                              detail);
+        out =
+            custody_command(db, shipment, device_id, id, now,
+                            erc == 0 ? "command_sent" : "command_failed", actor, "server", detail);
     if (out == 0) {
         char dev[ST_LOG_TEXT_MAX];
         st_log(erc == 0 ? ST_LOG_INFO : ST_LOG_WARN,
-               "event=command_%s id=%" PRId64 " device=%s type=%s%s%s", erc == 0 ? "sent" : "failed",
-               id, st_log_text(a.uid, dev), type ? type : "?", erc == 0 ? " key=" : " reason=",
-               erc == 0 ? key : st_strerror(erc));
+               "event=command_%s id=%" PRId64 " device=%s type=%s%s%s",
+               erc == 0 ? "sent" : "failed", id, st_log_text(a.uid, dev), type ? type : "?",
+               erc == 0 ? " key=" : " reason=", erc == 0 ? key : st_strerror(erc));
         w->id = id;
         out = erc == 0 ? 1 : 0;
     }
@@ -896,8 +923,8 @@ static const char *jt808_result_name(unsigned v)
 /* The detail of the last command_failed event, valid until the writer's next answer. */
 static _Thread_local char failed_detail[256];
 
-int commands_on_answer(sqlite3 *db, int64_t device_id, int64_t shipment_id,
-                       const struct report *r, int64_t now, struct domain_event *ev)
+int commands_on_answer(sqlite3 *db, int64_t device_id, int64_t shipment_id, const struct report *r,
+                       int64_t now, struct domain_event *ev)
 {
     char key[MATCH_KEY_MAX], result[160];
     bool ok, newest = false;

@@ -28,7 +28,7 @@
 #include "../../../src/proto/proto.h"
 #include "../../../src/store/schema.h"
 
-#define JT701D 1         /* device rows (seed) */
+#define JT701D 1 /* device rows (seed) */
 #define JT709A 2
 #define NEVER_SEEN 3
 #define OTHER_ORG 4
@@ -70,7 +70,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    assert_true(sqlite3_get_autocommit(db)); /* no transaction left open */
+    assert_true(sqlite3_get_autocommit(db));  /* no transaction left open */
     assert_null(sqlite3_next_stmt(db, NULL)); /* no statement left unfinalized */
     sqlite3_close(db);
     char cmd[160];
@@ -170,7 +170,8 @@ static int answer_0001(uint16_t serial, uint16_t msg_id, uint8_t result, struct 
     uint8_t body[5] = {(uint8_t)(serial >> 8), (uint8_t)serial, (uint8_t)(msg_id >> 8),
                        (uint8_t)msg_id, result};
     uint8_t frame[64];
-    ptrdiff_t n = jt808_encode_frame(0x0001, JT709A_UID, 77, body, sizeof body, frame, sizeof frame);
+    ptrdiff_t n =
+        jt808_encode_frame(0x0001, JT709A_UID, 77, body, sizeof body, frame, sizeof frame);
     assert_true(n > 0);
     return answer(&proto_jt808, JT709A, 0, frame, (size_t)n, ev);
 }
@@ -180,8 +181,8 @@ static int answer_0001(uint16_t serial, uint16_t msg_id, uint8_t result, struct 
 static void test_jt701d_unlock_confirmed(void **state)
 {
     (void)state;
-    struct outcome o = create((struct command_request){.device_id = JT701D, .type = "unlock",
-                                                       .password = "888888"});
+    struct outcome o = create(
+        (struct command_request){.device_id = JT701D, .type = "unlock", .password = "888888"});
     assert_int_equal(o.rc, COMMAND_QUEUED);
     assert_string_equal(column(o.id, "state"), "queued");
     assert_int_equal(scalar("SELECT expires_at FROM commands WHERE id = %lld", (long long)o.id),
@@ -222,8 +223,8 @@ static void test_jt701d_unlock_confirmed(void **state)
 static void test_jt701d_wrong_password_fails(void **state)
 {
     (void)state;
-    struct outcome o = create((struct command_request){.device_id = JT701D, .type = "unlock",
-                                                       .password = "123456"});
+    struct outcome o = create(
+        (struct command_request){.device_id = JT701D, .type = "unlock", .password = "123456"});
     assert_int_equal(o.rc, COMMAND_QUEUED);
     struct proto_ctx ctx = {.now = NOW};
     struct command_wire w[2];
@@ -250,10 +251,10 @@ static void test_jt701d_wrong_password_fails(void **state)
 static void test_jt701d_dynamic_unlock_and_order(void **state)
 {
     (void)state;
-    struct outcome a = create((struct command_request){.device_id = JT701D,
-                                                       .type = "unlock_dynamic", .code = "386531"});
-    struct outcome b = create((struct command_request){.device_id = JT701D,
-                                                       .type = "unlock_dynamic", .code = "386532"});
+    struct outcome a = create(
+        (struct command_request){.device_id = JT701D, .type = "unlock_dynamic", .code = "386531"});
+    struct outcome b = create(
+        (struct command_request){.device_id = JT701D, .type = "unlock_dynamic", .code = "386532"});
     struct outcome r = create((struct command_request){.device_id = JT701D, .type = "reboot"});
     assert_int_equal(a.rc, COMMAND_QUEUED);
     assert_int_equal(b.rc, COMMAND_QUEUED);
@@ -307,8 +308,8 @@ static void test_jt709a_unlock_needs_template(void **state)
     o = create((struct command_request){.device_id = JT709A, .type = "unlock"});
     assert_int_equal(o.rc, COMMAND_INVALID);
     assert_string_equal(o.field, "password");
-    o = create((struct command_request){.device_id = JT709A, .type = "unlock",
-                                        .password = "88(888"});
+    o = create(
+        (struct command_request){.device_id = JT709A, .type = "unlock", .password = "88(888"});
     assert_int_equal(o.rc, COMMAND_INVALID);
     assert_string_equal(o.field, "password");
 
@@ -345,13 +346,12 @@ static void test_jt709a_hex_template(void **state)
     (void)state;
     exec_ok("INSERT INTO command_templates(org_id, model, type, template, enabled, created_at)"
             " VALUES(1, 'JT709A', 'unlock_dynamic', 'hex:8300{code}', 1, 0)");
-    struct outcome o = create((struct command_request){.device_id = JT709A,
-                                                       .type = "unlock_dynamic",
-                                                       .code = "01414243"});
+    struct outcome o = create((struct command_request){
+        .device_id = JT709A, .type = "unlock_dynamic", .code = "01414243"});
     assert_int_equal(o.rc, COMMAND_QUEUED);
     /* a value that makes the hex invalid is refused when queued, not when sent */
-    struct outcome bad = create((struct command_request){.device_id = JT709A,
-                                                         .type = "unlock_dynamic", .code = "zz"});
+    struct outcome bad = create(
+        (struct command_request){.device_id = JT709A, .type = "unlock_dynamic", .code = "zz"});
     assert_int_equal(bad.rc, COMMAND_INVALID);
     assert_string_equal(bad.field, "template");
     struct proto_ctx ctx = {.now = NOW, .server_serial = 9};
@@ -435,16 +435,16 @@ static void test_refused_requests(void **state)
     assert_int_equal(o.rc, COMMAND_INVALID);
     assert_string_equal(o.field, "password");
     assert_string_equal(o.err, "password is required for unlock");
-    o = create((struct command_request){.device_id = JT701D, .type = "unlock",
-                                        .password = "88,888"});
+    o = create(
+        (struct command_request){.device_id = JT701D, .type = "unlock", .password = "88,888"});
     assert_int_equal(o.rc, COMMAND_INVALID);
     assert_string_equal(o.field, "password");
-    o = create((struct command_request){.device_id = JT701D, .type = "set_password",
-                                        .new_password = "123456"});
+    o = create((struct command_request){
+        .device_id = JT701D, .type = "set_password", .new_password = "123456"});
     assert_int_equal(o.rc, COMMAND_INVALID);
     assert_string_equal(o.field, "password");
-    o = create((struct command_request){.device_id = JT701D, .type = "reboot",
-                                        .ttl_s = COMMAND_TTL_MAX_S + 1});
+    o = create((struct command_request){
+        .device_id = JT701D, .type = "reboot", .ttl_s = COMMAND_TTL_MAX_S + 1});
     assert_int_equal(o.rc, COMMAND_INVALID);
     assert_string_equal(o.field, "ttl_s");
     /* JT600 has no position command and there is no template for it */
@@ -456,6 +456,14 @@ static void test_refused_requests(void **state)
     o = create((struct command_request){.device_id = NEVER_SEEN, .type = "reboot"});
     assert_int_equal(o.rc, COMMAND_UNSUPPORTED);
     assert_string_equal(o.err, "device has not connected yet: its protocol is unknown");
+    /* a protocol without downlink commands: a template has nothing to travel in */
+    exec_ok("INSERT INTO devices(id, uid, org_id, protocol, model, created_at)"
+            " VALUES(5, 'phone-5', 1, 'osmand', 'app', 0);"
+            "INSERT INTO command_templates(org_id, model, type, template, enabled, created_at)"
+            " VALUES(1, 'app', 'reboot', 'reboot', 1, 0)");
+    o = create((struct command_request){.device_id = 5, .type = "reboot"});
+    assert_int_equal(o.rc, COMMAND_UNSUPPORTED);
+    assert_string_equal(o.err, "protocol osmand has no downlink commands");
     o = create((struct command_request){.device_id = OTHER_ORG, .type = "reboot"});
     assert_int_equal(o.rc, COMMAND_NO_DEVICE);
     o = create((struct command_request){.device_id = 999, .type = "reboot"});
@@ -471,19 +479,21 @@ static void test_templates_checked(void **state)
     (void)state;
     const char *field;
     char err[256];
-    assert_int_equal(commands_template_check("unlock", "(P43,{password})", &field, err,
-                                             sizeof err), 0);
-    assert_int_equal(commands_template_check("unlock", "{uid},{number},{cards},{code},"
-                                             "{new_password}", &field, err, sizeof err), 0);
-    assert_int_equal(commands_template_check("unlock", "(P43,{pasword})", &field, err,
-                                             sizeof err), ST_EMALFORMED);
+    assert_int_equal(commands_template_check("unlock", "(P43,{password})", &field, err, sizeof err),
+                     0);
+    assert_int_equal(commands_template_check("unlock",
+                                             "{uid},{number},{cards},{code},"
+                                             "{new_password}",
+                                             &field, err, sizeof err),
+                     0);
+    assert_int_equal(commands_template_check("unlock", "(P43,{pasword})", &field, err, sizeof err),
+                     ST_EMALFORMED);
     assert_string_equal(field, "template");
-    assert_int_equal(commands_template_check("unlock", "(P43,{password)", &field, err,
-                                             sizeof err), ST_EMALFORMED);
+    assert_int_equal(commands_template_check("unlock", "(P43,{password)", &field, err, sizeof err),
+                     ST_EMALFORMED);
     assert_int_equal(commands_template_check("unlock", "x}", &field, err, sizeof err),
                      ST_EMALFORMED);
-    assert_int_equal(commands_template_check("unlock", "", &field, err, sizeof err),
-                     ST_EMALFORMED);
+    assert_int_equal(commands_template_check("unlock", "", &field, err, sizeof err), ST_EMALFORMED);
     assert_int_equal(commands_template_check("lock", "x", &field, err, sizeof err), ST_EMALFORMED);
     assert_string_equal(field, "type");
     assert_int_equal(commands_template_check("custom", "x", &field, err, sizeof err),
@@ -502,8 +512,8 @@ static void test_templates_checked(void **state)
 static void test_ttl_expiry(void **state)
 {
     (void)state;
-    struct outcome q = create((struct command_request){.device_id = JT701D, .type = "reboot",
-                                                       .ttl_s = 60});
+    struct outcome q =
+        create((struct command_request){.device_id = JT701D, .type = "reboot", .ttl_s = 60});
     assert_int_equal(q.rc, COMMAND_QUEUED);
     assert_true(commands_has_queued(db, JT701D, NOW + 59));
     assert_false(commands_has_queued(db, JT701D, NOW + 60));
@@ -515,8 +525,8 @@ static void test_ttl_expiry(void **state)
     assert_string_equal(column(q.id, "done_at"), "1780000060");
 
     /* sent and never answered: the writer's pass expires it */
-    struct outcome s = create((struct command_request){.device_id = JT701D, .type = "unlock",
-                                                       .password = "888888", .ttl_s = 60});
+    struct outcome s = create((struct command_request){
+        .device_id = JT701D, .type = "unlock", .password = "888888", .ttl_s = 60});
     assert_int_equal(take(JT701D, &proto_jt600, &ctx, NOW + 1, w, 2), 1);
     exec_ok("BEGIN IMMEDIATE");
     assert_int_equal(commands_expire(db, NOW + 59), 0);
@@ -559,8 +569,8 @@ static void test_unlock_inside_zone_queued(void **state)
 {
     (void)state;
     open_shipment();
-    struct outcome o = create((struct command_request){.device_id = JT701D, .type = "unlock",
-                                                       .password = "888888"});
+    struct outcome o = create(
+        (struct command_request){.device_id = JT701D, .type = "unlock", .password = "888888"});
     assert_int_equal(o.rc, COMMAND_QUEUED);
     assert_string_equal(column(o.id, "shipment_id"), "5");
     assert_int_equal(scalar("SELECT count(*) FROM custody_log"), 0);
@@ -568,11 +578,15 @@ static void test_unlock_inside_zone_queued(void **state)
     struct command_wire w[1];
     assert_int_equal(take(JT701D, &proto_jt600, &ctx, NOW, w, 1), 1);
     assert_int_equal(scalar("SELECT count(*) FROM custody_log WHERE kind = 'command_sent'"
-                            " AND command_id = %lld AND shipment_id = 5", (long long)o.id), 1);
+                            " AND command_id = %lld AND shipment_id = 5",
+                            (long long)o.id),
+                     1);
     struct domain_event ev;
     assert_int_equal(answer_text(JT701D, 5, "(" JT701D_UID ",P43,1,0)", &ev), 1);
     assert_int_equal(scalar("SELECT count(*) FROM custody_log WHERE kind = 'command_confirmed'"
-                            " AND command_id = %lld", (long long)o.id), 1);
+                            " AND command_id = %lld",
+                            (long long)o.id),
+                     1);
     struct custody_check chk;
     assert_int_equal(custody_verify(db, 5, &chk), 0);
     assert_true(chk.ok);
@@ -584,8 +598,8 @@ static void test_unlock_outside_zone_refused(void **state)
     (void)state;
     open_shipment();
     exec_ok("UPDATE device_state SET lat = 47.1234, lon = 8.5678 WHERE device_id = 1");
-    struct outcome o = create((struct command_request){.device_id = JT701D, .type = "unlock",
-                                                       .password = "888888"});
+    struct outcome o = create(
+        (struct command_request){.device_id = JT701D, .type = "unlock", .password = "888888"});
     assert_int_equal(o.rc, COMMAND_REFUSED);
     assert_true(o.id > 0);
     assert_null(o.field);
@@ -596,9 +610,11 @@ static void test_unlock_outside_zone_refused(void **state)
     assert_string_equal(column(o.id, "params"), "{\"password\":\"***\"}");
     assert_false(commands_has_queued(db, JT701D, NOW));
     sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(db, "SELECT kind, actor, source, device_id, command_id,"
-                                            " lat, lon, detail FROM custody_log WHERE shipment_id = 5",
-                                        -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT kind, actor, source, device_id, command_id,"
+                                        " lat, lon, detail FROM custody_log WHERE shipment_id = 5",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     assert_string_equal((const char *)sqlite3_column_text(st, 0), "unlock_refused");
     assert_string_equal((const char *)sqlite3_column_text(st, 1), "alice");
@@ -618,13 +634,14 @@ static void test_unlock_outside_zone_refused(void **state)
                      COMMAND_QUEUED);
     /* an invalid fix inside the zone does not authorise */
     exec_ok("UPDATE device_state SET lat = 47.0, lon = 8.0, valid = 0 WHERE device_id = 1");
-    assert_int_equal(create((struct command_request){.device_id = JT701D, .type = "unlock",
-                                                     .password = "888888"}).rc,
+    assert_int_equal(create((struct command_request){
+                                .device_id = JT701D, .type = "unlock", .password = "888888"})
+                         .rc,
                      COMMAND_REFUSED);
     /* no position at all */
     exec_ok("DELETE FROM device_state WHERE device_id = 1");
-    o = create((struct command_request){.device_id = JT701D, .type = "unlock_dynamic",
-                                        .code = "123456"});
+    o = create(
+        (struct command_request){.device_id = JT701D, .type = "unlock_dynamic", .code = "123456"});
     assert_int_equal(o.rc, COMMAND_REFUSED);
     assert_string_equal(o.err, "no position known");
     struct custody_check chk;
@@ -633,8 +650,9 @@ static void test_unlock_outside_zone_refused(void **state)
     assert_int_equal(chk.entries, 3);
     /* with the zone gone from the shipment, unlocking is authorised anywhere again */
     exec_ok("DELETE FROM shipment_unlock_zones");
-    assert_int_equal(create((struct command_request){.device_id = JT701D, .type = "unlock",
-                                                     .password = "888888"}).rc,
+    assert_int_equal(create((struct command_request){
+                                .device_id = JT701D, .type = "unlock", .password = "888888"})
+                         .rc,
                      COMMAND_QUEUED);
 }
 
@@ -642,13 +660,15 @@ static void test_expiry_custody(void **state)
 {
     (void)state;
     open_shipment();
-    struct outcome o = create((struct command_request){.device_id = JT701D, .type = "reboot",
-                                                       .ttl_s = 10});
+    struct outcome o =
+        create((struct command_request){.device_id = JT701D, .type = "reboot", .ttl_s = 10});
     exec_ok("BEGIN IMMEDIATE");
     assert_int_equal(commands_expire(db, NOW + 10), 1);
     exec_ok("COMMIT");
     assert_int_equal(scalar("SELECT count(*) FROM custody_log WHERE kind = 'command_expired'"
-                            " AND command_id = %lld", (long long)o.id), 1);
+                            " AND command_id = %lld",
+                            (long long)o.id),
+                     1);
 }
 
 /* ---- API routes -------------------------------------------------------------------- */
@@ -665,13 +685,17 @@ struct answer {
 static struct answer call(int role, const char *method, const char *path, const char *query,
                           const char *body)
 {
-    struct http_request req = {.method = method, .path = path, .query = query ? query : "",
-                               .body = body ? body : "", .body_len = body ? strlen(body) : 0,
-                               .peer = "192.0.2.1", .n_headers = 1};
+    struct http_request req = {.method = method,
+                               .path = path,
+                               .query = query ? query : "",
+                               .body = body ? body : "",
+                               .body_len = body ? strlen(body) : 0,
+                               .peer = "192.0.2.1",
+                               .n_headers = 1};
     req.headers[0] = (struct http_header){"content-type", "application/json"};
     int64_t user = role == ROLE_ADMIN ? 2 : role == ROLE_OPERATOR ? 1 : 3;
-    struct api_call c = {.req = &req, .db = db,
-                         .who = {.user_id = user, .org_id = 1, .role = role}};
+    struct api_call c = {
+        .req = &req, .db = db, .who = {.user_id = user, .org_id = 1, .role = role}};
     api_call_run_for_test(api, &c);
     struct answer a = {.status = c.status, .command_device = c.command_device};
     if (c.body.len)
@@ -698,11 +722,12 @@ static void test_api_commands(void **state)
     assert_int_equal(a.command_device, 1);
     assert_string_equal(jstr(&a, "state"), "queued");
     assert_string_equal(jstr(&a, "type"), "unlock");
-    assert_string_equal(json_string_value(json_object_get(json_object_get(a.json, "params"),
-                                                          "password")), "***");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(a.json, "params"), "password")), "***");
     int64_t first = json_integer_value(json_object_get(a.json, "id"));
-    assert_int_equal(scalar("SELECT expires_at - created_at FROM commands WHERE id = %lld",
-                            (long long)first), 600);
+    assert_int_equal(
+        scalar("SELECT expires_at - created_at FROM commands WHERE id = %lld", (long long)first),
+        600);
     assert_non_null(jstr(&a, "expires_at"));
     assert_true(json_is_null(json_object_get(a.json, "sent_at")));
     assert_int_equal(json_integer_value(json_object_get(a.json, "user_id")), 1);
@@ -744,10 +769,12 @@ static void test_api_commands(void **state)
     assert_int_equal(a.command_device, 0);
     int64_t refused = json_integer_value(json_object_get(a.json, "command_id"));
     assert_true(refused > first);
-    assert_non_null(strstr(jstr(&a, "error"), "outside the authorised unlock zones: Depot A, Port B"));
+    assert_non_null(
+        strstr(jstr(&a, "error"), "outside the authorised unlock zones: Depot A, Port B"));
     json_decref(a.json);
     assert_int_equal(scalar("SELECT count(*) FROM custody_log WHERE kind = 'unlock_refused'"
-                            " AND actor = 'alice'"), 1);
+                            " AND actor = 'alice'"),
+                     1);
     a = call(ROLE_OPERATOR, "POST", "/api/devices/1/commands", NULL, "{\"type\":\"reboot\"}");
     assert_int_equal(a.status, 201);
     int64_t third = json_integer_value(json_object_get(a.json, "id"));
@@ -855,8 +882,8 @@ static void test_api_templates(void **state)
     a = call(ROLE_OPERATOR, "POST", "/api/devices/2/commands", NULL,
              "{\"type\":\"unlock\",\"password\":\"888888\"}");
     assert_int_equal(a.status, 201);
-    assert_string_equal(json_string_value(json_object_get(json_object_get(a.json, "params"),
-                                                          "rendered")), "***");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(a.json, "params"), "rendered")), "***");
     json_decref(a.json);
 
     a = call(ROLE_VIEWER, "GET", "/api/command-templates", NULL, NULL);
@@ -884,8 +911,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_jt709a_unlock_needs_template, setup, teardown),
         cmocka_unit_test_setup_teardown(test_jt709a_hex_template, setup, teardown),
         cmocka_unit_test_setup_teardown(test_jt808_reboot_by_serial, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_jt808_serial_reused_after_reconnect, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_jt808_serial_reused_after_reconnect, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_templates_checked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ttl_expiry, setup, teardown),
