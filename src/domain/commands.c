@@ -263,7 +263,19 @@ static const char *json_text(struct buf *b)
     return (const char *)b->data;
 }
 
-/* Append a custody fact about command `command_id` of a device with an open shipment. */
+/* Append f (a fact about command f->command_id) to its shipment's chain. */
+static int custody_add(sqlite3 *db, const struct custody_fact *f)
+{
+    int rc = custody_append(db, f, st_now_ms(), NULL);
+    if (rc < 0)
+        st_log(ST_LOG_ERROR,
+               "event=custody_failed shipment=%" PRId64 " command=%" PRId64
+               " kind=%s reason=\"%s\"",
+               f->shipment_id, f->command_id, f->kind, st_strerror(rc));
+    return rc < 0 ? ST_EIO : 0;
+}
+
+/* Append a custody fact without position about command `command_id`. */
 static int custody_command(sqlite3 *db, int64_t shipment_id, int64_t device_id, int64_t command_id,
                            int64_t now, const char *kind, const char *actor, const char *source,
                            const char *detail)
@@ -276,13 +288,7 @@ static int custody_command(sqlite3 *db, int64_t shipment_id, int64_t device_id, 
                              .device_id = device_id,
                              .command_id = command_id,
                              .detail = detail};
-    int rc = custody_append(db, &f, st_now_ms(), NULL);
-    if (rc < 0)
-        st_log(ST_LOG_ERROR,
-               "event=custody_failed shipment=%" PRId64 " command=%" PRId64
-               " kind=%s reason=\"%s\"",
-               shipment_id, command_id, kind, st_strerror(rc));
-    return rc < 0 ? ST_EIO : 0;
+    return custody_add(db, &f);
 }
 
 /* {"command_id":…,"type":…,<key>:<value>} as text in b. */
@@ -563,14 +569,6 @@ static int refuse(sqlite3 *db, const struct command_request *req, const struct d
     if (insert_command(db, req, req->type, params, "refused", req->now, d->shipment_id, reason, id))
         return ST_EIO;
     struct buf b = {0};
-    struct jsonw w;
-    jsonw_init(&w, &b);
-    jsonw_obj_begin(&w);
-    jsonw_key(&w, "command_id");
-    jsonw_int(&w, *id);
-    jsonw_key(&w, "reason");
-    jsonw_str(&w, reason);
-    jsonw_obj_end(&w);
     struct custody_fact f = {.shipment_id = d->shipment_id,
                              .time = req->now,
                              .kind = "unlock_refused",
@@ -581,15 +579,10 @@ static int refuse(sqlite3 *db, const struct command_request *req, const struct d
                              .has_pos = d->has_fix,
                              .lat = d->lat,
                              .lon = d->lon,
-                             .detail = json_text(&b)};
-    int rc = custody_append(db, &f, st_now_ms(), NULL);
+                             .detail = command_detail(&b, *id, req->type, "reason", reason)};
+    int rc = custody_add(db, &f);
     buf_free(&b);
-    if (rc < 0)
-        st_log(ST_LOG_ERROR,
-               "event=custody_failed shipment=%" PRId64 " kind=unlock_refused"
-               " reason=\"%s\"",
-               d->shipment_id, st_strerror(rc));
-    return rc < 0 ? ST_EIO : 0;
+    return rc;
 }
 
 int commands_create(sqlite3 *db, const struct command_request *req, int64_t *id, const char **field,
