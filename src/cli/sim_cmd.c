@@ -132,7 +132,11 @@ int cli_sim(int argc, char **argv)
         case 't': if (number("timeout-ms", optarg, 1, 3600000, &v)) goto out; o.timeout_ms = (int)v; break;
         case 'b': if (number("id-base", optarg, 1, 999999999999LL, &v)) goto out; o.id_base = v; break;
         case 'S': if (number("step-s", optarg, 1, 86400, &v)) goto out; o.step_s = (int)v; break;
-        case 'O': if (number("hold-ms", optarg, 0, 3600000, &v)) goto out; o.hold_ms = (int)v; break;
+        case 'O':
+            if (number("hold-ms", optarg, 0, 3600000, &v))
+                goto out;
+            o.hold_ms = (int)v;
+            break;
         case 's':
             if (st_time_parse(optarg, &o.start_time)) {
                 fprintf(stderr, "sealtrack sim: --start: '%s' is not an ISO 8601 time\n", optarg);

@@ -130,30 +130,30 @@ struct sim {
 
 /* What each event kind becomes in a report; the encoders pick the wire form (JT/T 808: a
  * Jointech 0x0B item or an alarm bit; JT600: a P45 text or a status bit). */
+enum { EV_LOCK, EV_UNLOCK_RFID, EV_UNLOCK_REMOTE, EV_UNLOCK_DYNAMIC, EV_TAMPER, EV_WRONG_PASSWORD,
+       EV_LOW_BATTERY, N_EVENT_KINDS };
+
 static const struct event_kind {
     const char *name;
     uint8_t type, source;
     uint8_t lock; /* lock state after it; REPORT_LOCK_UNKNOWN = unchanged */
     bool card;    /* takes the card number */
     const char *reason;
-} event_kinds[] = {
-#define EV_LOCK 0
-    {"lock", REPORT_EV_LOCK, REPORT_SRC_AUTO, REPORT_LOCK_LOCKED, false, ""},
-#define EV_UNLOCK_RFID 1
-    {"unlock_rfid", REPORT_EV_UNLOCK, REPORT_SRC_RFID, REPORT_LOCK_UNLOCKED, true, ""},
-#define EV_UNLOCK_REMOTE 2
-    {"unlock_remote", REPORT_EV_UNLOCK, REPORT_SRC_REMOTE_STATIC, REPORT_LOCK_UNLOCKED, false, ""},
-#define EV_UNLOCK_DYNAMIC 3
-    {"unlock_dynamic", REPORT_EV_UNLOCK, REPORT_SRC_REMOTE_DYNAMIC, REPORT_LOCK_UNLOCKED, false,
-     ""},
-#define EV_TAMPER 4
-    {"tamper", REPORT_EV_TAMPER, REPORT_SRC_ROPE, REPORT_LOCK_UNKNOWN, false, "rope_cut"},
-#define EV_WRONG_PASSWORD 5
-    {"wrong_password", REPORT_EV_WRONG_PASSWORD, REPORT_SRC_NONE, REPORT_LOCK_UNKNOWN, false, ""},
-#define EV_LOW_BATTERY 6
-    {"low_battery", REPORT_EV_LOW_BATTERY, REPORT_SRC_NONE, REPORT_LOCK_UNKNOWN, false, ""},
+} event_kinds[N_EVENT_KINDS] = {
+    [EV_LOCK] = {"lock", REPORT_EV_LOCK, REPORT_SRC_AUTO, REPORT_LOCK_LOCKED, false, ""},
+    [EV_UNLOCK_RFID] = {"unlock_rfid", REPORT_EV_UNLOCK, REPORT_SRC_RFID, REPORT_LOCK_UNLOCKED,
+                        true, ""},
+    [EV_UNLOCK_REMOTE] = {"unlock_remote", REPORT_EV_UNLOCK, REPORT_SRC_REMOTE_STATIC,
+                          REPORT_LOCK_UNLOCKED, false, ""},
+    [EV_UNLOCK_DYNAMIC] = {"unlock_dynamic", REPORT_EV_UNLOCK, REPORT_SRC_REMOTE_DYNAMIC,
+                           REPORT_LOCK_UNLOCKED, false, ""},
+    [EV_TAMPER] = {"tamper", REPORT_EV_TAMPER, REPORT_SRC_ROPE, REPORT_LOCK_UNKNOWN, false,
+                   "rope_cut"},
+    [EV_WRONG_PASSWORD] = {"wrong_password", REPORT_EV_WRONG_PASSWORD, REPORT_SRC_NONE,
+                           REPORT_LOCK_UNKNOWN, false, ""},
+    [EV_LOW_BATTERY] = {"low_battery", REPORT_EV_LOW_BATTERY, REPORT_SRC_NONE, REPORT_LOCK_UNKNOWN,
+                        false, ""},
 };
-#define N_EVENT_KINDS (int)(sizeof event_kinds / sizeof event_kinds[0])
 
 static void add_event(struct report *r, const struct event_kind *k, const char *card)
 {
@@ -253,7 +253,8 @@ static ptrdiff_t encode_report(bool jt808, const struct report *r, unsigned seri
 {
     if (jt808)
         return jt808_encode_location(r, out, cap);
-    if (r->n_events && (r->events[0].type == REPORT_EV_UNLOCK || r->events[0].type == REPORT_EV_LOCK))
+    uint8_t type = r->n_events ? r->events[0].type : 0;
+    if (type == REPORT_EV_UNLOCK || type == REPORT_EV_LOCK)
         return jt600_encode_p45(r, &r->events[0], serial, out, cap);
     return jt600_encode_long(r, (uint8_t)serial, out, cap);
 }
@@ -1054,7 +1055,8 @@ int sim_run(const struct sim_opts *o)
         int64_t id = mixed ? (d->jt808 ? SIM_JT808_ID_BASE : SIM_JT600_ID_BASE) + i / 2
                            : o->id_base + i;
         snprintf(d->id, sizeof d->id, d->jt808 ? "%012" PRId64 : "%010" PRId64, id);
-        d->steps = o->reports + (d->jt808 ? 4 + (n_late + LATE_BATCH - 1) / LATE_BATCH : 2 + n_late);
+        d->steps = o->reports + (d->jt808 ? 4 + (n_late + LATE_BATCH - 1) / LATE_BATCH
+                                          : 2 + n_late);
         d->lock = REPORT_LOCK_UNLOCKED; /* scripted runs: the rope is out until a lock event */
         snprintf(d->password, sizeof d->password, "%s", o->lock_password ? o->lock_password : "");
         if (n_late)
