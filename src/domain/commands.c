@@ -784,13 +784,19 @@ static int take_one(sqlite3 *db, int64_t device_id, const struct proto_ops *prot
         sqlite3_finalize(st);
         return rc == SQLITE_DONE ? 2 : ST_EIO;
     }
+    /* copied: the row's text is not kept across the writes below */
     int64_t id = sqlite3_column_int64(st, 0), shipment = sqlite3_column_int64(st, 5);
-    const char *type = col_text(st, 1), *actor = col_text(st, 4);
+    const struct command_kind *k = kind_find(col_text(st, 1));
+    const char *type = k ? k->name : "?";
+    char uid[REPORT_ID_LEN], actor[128];
+    bool has_actor = col_text(st, 4) != NULL;
+    snprintf(uid, sizeof uid, "%s", col_text(st, 3));
+    snprintf(actor, sizeof actor, "%s", has_actor ? col_text(st, 4) : "");
     json_t *o = json_loads(col_text(st, 2) ? col_text(st, 2) : "{}", 0, NULL);
-    const struct command_kind *k = kind_find(type);
+    sqlite3_finalize(st);
     struct command_args a;
     struct proto_command cmd;
-    args_from_params(o, col_text(st, 3), &a);
+    args_from_params(o, uid, &a);
     uint16_t serial = ctx->server_serial;
     int erc = ST_EUNSUPPORTED;
     if (k && proto->encode_command) {
@@ -808,8 +814,8 @@ static int take_one(sqlite3 *db, int64_t device_id, const struct proto_ops *prot
         snprintf(result, sizeof result, "protocol %s could not encode it: %s", proto->name,
                  st_strerror(erc));
     struct buf b = {0};
-    const char *detail = command_detail(&b, id, type ? type : "?", erc == 0 ? "match_key" : "error",
-                                        erc == 0 ? key : result);
+    const char *detail =
+        command_detail(&b, id, type, erc == 0 ? "match_key" : "error", erc == 0 ? key : result);
     sqlite3_stmt *up;
     int out = prepare(db,
                       erc == 0 ? "UPDATE commands SET state = 'sent', sent_at = ?2,"
@@ -824,21 +830,20 @@ static int take_one(sqlite3 *db, int64_t device_id, const struct proto_ops *prot
         out = step_done(db, up);
     }
     if (out == 0 && shipment)
-        out =
-            custody_command(db, shipment, device_id, id, now,
-                            erc == 0 ? "command_sent" : "command_failed", actor, "server", detail);
+        out = custody_command(db, shipment, device_id, id, now,
+                              erc == 0 ? "command_sent" : "command_failed",
+                              has_actor ? actor : NULL, "server", detail);
     if (out == 0) {
         char dev[ST_LOG_TEXT_MAX];
         st_log(erc == 0 ? ST_LOG_INFO : ST_LOG_WARN,
                "event=command_%s id=%" PRId64 " device=%s type=%s%s%s",
-               erc == 0 ? "sent" : "failed", id, st_log_text(a.uid, dev), type ? type : "?",
+               erc == 0 ? "sent" : "failed", id, st_log_text(uid, dev), type,
                erc == 0 ? " key=" : " reason=", erc == 0 ? key : st_strerror(erc));
         w->id = id;
         out = erc == 0 ? 1 : 0;
     }
     buf_free(&b);
     json_decref(o);
-    sqlite3_finalize(st);
     return out;
 }
 

@@ -578,7 +578,8 @@ static void test_unlock_inside_zone_queued(void **state)
     struct command_wire w[1];
     assert_int_equal(take(JT701D, &proto_jt600, &ctx, NOW, w, 1), 1);
     assert_int_equal(scalar("SELECT count(*) FROM custody_log WHERE kind = 'command_sent'"
-                            " AND command_id = %lld AND shipment_id = 5",
+                            " AND command_id = %lld AND shipment_id = 5 AND actor = 'alice'"
+                            " AND source = 'server'",
                             (long long)o.id),
                      1);
     struct domain_event ev;
