@@ -24,6 +24,10 @@ if command -v valgrind >/dev/null; then
     done | awk 'NR==1{n1=$1;i1=$2} NR==2{printf "decode jt808 (JT709A 0x0200): %.0f instructions per frame (callgrind, difference of %d and %d frames)\n", ($2-i1)/($1-n1), $1, n1}'
 fi
 
+# Geofence index on one core: 10,000 fences regional and city-dense, queries vs a scan, and
+# geo_validate on 2,000-vertex polygons.
+"$build/geofence_bench"
+
 # Memory per idle TCP connection.
 python3 bench/idle_conns.py "$bin" 10000 19000
 ulimit -n 20000 2>/dev/null || true
