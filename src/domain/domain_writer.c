@@ -132,7 +132,7 @@ int domain_writer_report(struct domain_writer *w, const struct domain_device *de
         w->alerts_stored |= n > 0;
     }
     struct domain_event answer = {0};
-    int matched = commands_on_answer(w->db, dev->id, shipment, r, fix_time, &answer);
+    int matched = commands_on_answer(w->db, dev->id, shipment, r, st_now(), &answer);
     if (matched < 0)
         return ST_EIO;
     if (matched && answer.type && to_alerts(&sink, &answer))
