@@ -39,6 +39,7 @@
  * escaped frame well inside the 1023-byte body limit and FRAME_MAX. */
 #define LATE_BATCH 8
 #define BATCH_BLIND_AREA 1 /* 0x0704 type: blind-area re-upload */
+#define PENDING_MAX 16     /* commanded unlocks not yet reported, at most */
 
 enum expect_kind {
     EXPECT_EXACT,      /* reply bytes known in advance */
@@ -95,7 +96,8 @@ struct device {
     int64_t newest_fix;     /* newest fix time built */
     struct held *held;      /* room for the --late range */
     int n_held, held_sent;
-    const struct event_kind *pending; /* a remote unlock to report in the next frame */
+    const struct event_kind *pending[PENDING_MAX]; /* commanded unlocks to report next */
+    int n_pending;
     int extra;              /* frames sent beyond the script (their JT600 serials) */
     char password[16];      /* JT701D static password (P43, P44) */
     int wrong_tries;        /* consecutive wrong P43 passwords */
@@ -447,8 +449,8 @@ static ptrdiff_t build_remote_unlock(struct device *d, uint8_t *out, size_t cap)
     int k = d->built > 0 ? d->built - 1 : 0;
     base_report(d, k, &r);
     r.fix_time = d->newest_fix = (d->newest_fix ? d->newest_fix : r.fix_time) + 1;
-    add_event(&r, d->pending, "");
-    d->pending = NULL;
+    add_event(&r, d->pending[0], "");
+    memmove(d->pending, d->pending + 1, (size_t)--d->n_pending * sizeof d->pending[0]);
     if (o->scripted)
         d->lock = REPORT_LOCK_UNLOCKED;
     unsigned serial = (unsigned)(o->reports + d->extra++) % 256;
@@ -528,7 +530,7 @@ static void pump(struct device *d)
         return;
     while (!d->failed && d->q_len < s->o->window) {
         ptrdiff_t n;
-        if (d->pending) {
+        if (d->n_pending) {
             n = build_remote_unlock(d, out + len, FRAME_MAX);
         } else if (d->step < d->steps) {
             if (d->jt808 && d->step == 1 && !d->auth_code[0])
@@ -561,7 +563,7 @@ static void pump(struct device *d)
         send_bytes(d, out, len);
     if (d->failed) {
         device_finish(d);
-    } else if (d->step < d->steps || d->q_len > 0 || d->pending) {
+    } else if (d->step < d->steps || d->q_len > 0 || d->n_pending) {
         if (s->o->interval_ms > 0 && d->q_len == 0 && d->step < d->steps)
             uv_timer_start(&d->pause, on_pause, (uint64_t)s->o->interval_ms, 0);
     } else if (s->o->hold_ms > 0 && !d->hold_started) {
@@ -731,6 +733,18 @@ static bool is_reply(const struct device *d, const uint8_t *f, size_t len)
     return strcmp(fields[0], "P69") == 0 || (nf > 3 && strcmp(fields[3], "BASE") == 0);
 }
 
+/* Report a commanded unlock in the device's next frame (each one: they may come several
+ * in one read, before the device sends anything). */
+static void unlock_later(struct device *d, int kind)
+{
+    if (d->n_pending == PENDING_MAX) {
+        fprintf(stderr, "sim: device %s: over %d unlocks pending, one not reported\n", d->id,
+                PENDING_MAX);
+        return;
+    }
+    d->pending[d->n_pending++] = &event_kinds[kind];
+}
+
 /* JT701D commands whose answer the manual documents (jointech.md §2.12): the answer into
  * ans[cap]; returns its length, 0 for any other command. A right P43 password or a P52,3
  * unlocks: the unlock is reported in the device's next frame. */
@@ -743,10 +757,10 @@ static size_t answer_jt600(struct device *d, const uint8_t *f, size_t len, uint8
         bool ok = strcmp(a[1], d->password) == 0;
         d->wrong_tries = ok ? 0 : d->wrong_tries + 1;
         if (ok)
-            d->pending = &event_kinds[EV_UNLOCK_REMOTE];
+            unlock_later(d, EV_UNLOCK_REMOTE);
         n = snprintf((char *)ans, cap, "(%s,P43,%d,%d)", d->id, ok, d->wrong_tries);
     } else if (nf == 3 && strcmp(a[0], "P52") == 0 && strcmp(a[1], "3") == 0) {
-        d->pending = &event_kinds[EV_UNLOCK_DYNAMIC]; /* the simulator keeps no dynamic code */
+        unlock_later(d, EV_UNLOCK_DYNAMIC); /* the simulator keeps no dynamic code */
         n = snprintf((char *)ans, cap, "(%s,P52,3,1,0)", d->id);
     } else if (nf == 3 && strcmp(a[0], "P44") == 0) { /* new password, old password */
         bool ok = strcmp(a[2], d->password) == 0 && a[1][0] && strlen(a[1]) < sizeof d->password;
