@@ -67,8 +67,8 @@ int commands_create(sqlite3 *db, const struct command_request *req, int64_t *id,
 
 /** Check a command template for a command type: type one of the types above except custom
  *  and lock, tpl 1..COMMAND_TEMPLATE_MAX characters whose `{…}` are only the placeholders
- *  {password}, {code}, {new_password}, {cards}, {number}, {uid}. 0, or ST_EMALFORMED with *field ("type" or
- *  "template") and err set. */
+ *  {password}, {code}, {new_password}, {cards}, {number}, {uid}. 0, or ST_EMALFORMED with
+ *  *field ("type" or "template") and err set. */
 int commands_template_check(const char *type, const char *tpl, const char **field, char *err,
                             size_t errlen);
 
