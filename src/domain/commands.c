@@ -833,12 +833,12 @@ static int take_one(sqlite3 *db, int64_t device_id, const struct proto_ops *prot
         out = custody_command(db, shipment, device_id, id, now,
                               erc == 0 ? "command_sent" : "command_failed",
                               has_actor ? actor : NULL, "server", detail);
-    if (out == 0) {
+    if (out == 0 && erc < 0) { /* a sent one is logged by the server as its bytes go out */
         char dev[ST_LOG_TEXT_MAX];
-        st_log(erc == 0 ? ST_LOG_INFO : ST_LOG_WARN,
-               "event=command_%s id=%" PRId64 " device=%s type=%s%s%s",
-               erc == 0 ? "sent" : "failed", id, st_log_text(uid, dev), type,
-               erc == 0 ? " key=" : " reason=", erc == 0 ? key : st_strerror(erc));
+        st_log(ST_LOG_WARN, "event=command_failed id=%" PRId64 " device=%s type=%s reason=\"%s\"",
+               id, st_log_text(uid, dev), type, st_strerror(erc));
+    }
+    if (out == 0) {
         w->id = id;
         out = erc == 0 ? 1 : 0;
     }
