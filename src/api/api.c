@@ -104,6 +104,18 @@ static const struct api_route routes[] = {
     {"POST", "/api/shipments/{id}/custody", ROLE_OPERATOR, api_custody_add},
     {"GET", "/api/shipments/{id}/custody/verify", ROLE_VIEWER, api_custody_verify},
     /* alert rules, webhooks, alerts (routes_alerts.c) */
+    {"GET", "/api/webhooks", ROLE_OPERATOR, api_webhooks_list},
+    {"POST", "/api/webhooks", ROLE_OPERATOR, api_webhooks_create},
+    {"GET", "/api/webhooks/{id}", ROLE_OPERATOR, api_webhooks_get},
+    {"PATCH", "/api/webhooks/{id}", ROLE_OPERATOR, api_webhooks_update},
+    {"DELETE", "/api/webhooks/{id}", ROLE_OPERATOR, api_webhooks_delete},
+    {"GET", "/api/webhooks/{id}/deliveries", ROLE_OPERATOR, api_webhook_deliveries},
+    {"GET", "/api/alert-rules", ROLE_VIEWER, api_alert_rules_list},
+    {"POST", "/api/alert-rules", ROLE_OPERATOR, api_alert_rules_create},
+    {"GET", "/api/alert-rules/{id}", ROLE_VIEWER, api_alert_rules_get},
+    {"PATCH", "/api/alert-rules/{id}", ROLE_OPERATOR, api_alert_rules_update},
+    {"DELETE", "/api/alert-rules/{id}", ROLE_OPERATOR, api_alert_rules_delete},
+    {"GET", "/api/alerts", ROLE_VIEWER, api_alerts_list},
     /* commands and command templates (routes_commands.c) */
     {"POST", "/api/devices/{id}/commands", ROLE_OPERATOR, api_commands_create},
     {"GET", "/api/devices/{id}/commands", ROLE_VIEWER, api_commands_list},

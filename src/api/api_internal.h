@@ -141,6 +141,10 @@ api_handler_fn api_shipment_report, api_device_seal, api_report_seals, api_repor
 /* routes_custody.c */
 api_handler_fn api_custody_get, api_custody_add, api_custody_verify;
 /* routes_alerts.c */
+api_handler_fn api_webhooks_list, api_webhooks_create, api_webhooks_get, api_webhooks_update,
+    api_webhooks_delete, api_webhook_deliveries;
+api_handler_fn api_alert_rules_list, api_alert_rules_create, api_alert_rules_get,
+    api_alert_rules_update, api_alert_rules_delete, api_alerts_list;
 /* routes_commands.c */
 api_handler_fn api_commands_create, api_commands_list, api_commands_get, api_commands_cancel;
 api_handler_fn api_command_templates_list, api_command_templates_create,

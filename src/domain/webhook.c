@@ -377,12 +377,14 @@ static struct flight *free_slot(struct webhook_sender *w, int64_t id, int64_t ho
     return same_hook < w->per_hook_max ? free_one : NULL;
 }
 
-/* Start the row's transfer in f; a row that cannot start counts as a failed attempt. */
-static void start(struct webhook_sender *w, struct flight *f, int64_t id, int64_t hook)
+/* Start the row's transfer in f; a row that cannot start counts as a failed attempt.
+ * False when the row is gone (deleted since the scan). */
+static bool start(struct webhook_sender *w, struct flight *f, int64_t id, int64_t hook)
 {
     sqlite3_stmt *st = w->sel_one;
     sqlite3_bind_int64(st, 1, id);
-    if (sqlite3_step(st) == SQLITE_ROW) {
+    bool found = sqlite3_step(st) == SQLITE_ROW;
+    if (found) {
         f->id = id;
         f->webhook_id = hook;
         f->attempts = sqlite3_column_int(st, 0);
@@ -392,9 +394,11 @@ static void start(struct webhook_sender *w, struct flight *f, int64_t id, int64_
         }
     }
     sqlite3_reset(st);
+    return found;
 }
 
-static void claim(struct webhook_sender *w, int64_t now)
+/* Start due rows in the free slots; returns how many started. */
+static int claim(struct webhook_sender *w, int64_t now)
 {
     sqlite3_stmt *st = w->sel_due;
     sqlite3_bind_int64(st, 1, now);
@@ -402,18 +406,17 @@ static void claim(struct webhook_sender *w, int64_t now)
     int free_slots = 0;
     for (int i = 0; i < w->o.concurrency; i++)
         free_slots += !w->slots[i].busy;
-    int rc = SQLITE_ROW;
-    while (free_slots > 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    int rc = SQLITE_ROW, started = 0;
+    while (started < free_slots && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         int64_t id = sqlite3_column_int64(st, 0), hook = sqlite3_column_int64(st, 1);
         struct flight *f = free_slot(w, id, hook);
-        if (!f)
-            continue;
-        start(w, f, id, hook);
-        free_slots--;
+        if (f && start(w, f, id, hook))
+            started++;
     }
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         st_log(ST_LOG_ERROR, "event=webhook_db_error reason=\"%s\"", sqlite3_errmsg(w->db));
     sqlite3_reset(st);
+    return started;
 }
 
 /* Milliseconds until the next row falls due (POLL_MAX_MS at most). */
@@ -438,8 +441,10 @@ static void *run(void *arg)
         curl_multi_perform(w->multi, &running);
         collect(w);
         int64_t now = st_now_ms();
-        claim(w, now);
-        curl_multi_perform(w->multi, &running);
+        /* new transfers run (and instant failures are collected) before any sleep: a
+         * completion left in the multi handle would not wake the poll */
+        if (claim(w, now) > 0)
+            continue;
         curl_multi_poll(w->multi, NULL, 0, next_due_ms(w, now), NULL);
     }
     return NULL;

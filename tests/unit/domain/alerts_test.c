@@ -24,12 +24,16 @@
 #include <sodium.h>
 #include <sqlite3.h>
 
+#include "../../../src/api/api_internal.h"
+#include "../../../src/api/auth.h"
 #include "../../../src/core/buf.h"
+#include "../../../src/core/config.h"
 #include "../../../src/core/log.h"
 #include "../../../src/core/timeutil.h"
 #include "../../../src/domain/alerts.h"
 #include "../../../src/domain/webhook.h"
 #include "../../../src/store/schema.h"
+#include "../../../src/store/store.h"
 
 #define T0 1767225600 /* 2026-01-01T00:00:00Z */
 
@@ -92,8 +96,8 @@ static int teardown(void **state)
     sqlite3_close(db);
     db = NULL;
     char path[128];
-    const char *const files[] = {"t.db", "t.db-wal", "t.db-shm"};
-    for (size_t i = 0; i < 3; i++) {
+    const char *const files[] = {"t.db", "t.db-wal", "t.db-shm", "s.db", "s.db-wal", "s.db-shm"};
+    for (size_t i = 0; i < 6; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, files[i]);
         unlink(path);
     }
@@ -858,6 +862,305 @@ static void test_webhook_disabled_waits(void **state)
     rx_stop(&rx);
 }
 
+/* ---- routes ------------------------------------------------------------------------ */
+
+static struct st_config cfg;
+static struct api *api;
+static struct store *store;
+
+struct answer {
+    int status;
+    json_t *json; /* the body, NULL when not JSON */
+};
+
+/* Run "METHOD /path?query" with body as a caller of organisation 1 (or 2) with role. */
+static struct answer call(int64_t org, int role, const char *method, const char *target,
+                          const char *body)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s", target);
+    char *query = strchr(path, '?');
+    if (query)
+        *query++ = '\0';
+    struct http_request req = {.method = method, .path = path, .query = query ? query : "",
+                               .body = body ? body : "", .body_len = body ? strlen(body) : 0,
+                               .peer = "127.0.0.1", .n_headers = 1};
+    req.headers[0] = (struct http_header){"content-type", "application/json"};
+    struct api_call c = {.req = &req, .db = db,
+                         .who = {.user_id = 1, .org_id = org, .role = role}};
+    api_call_run_for_test(api, &c);
+    assert_true(sqlite3_get_autocommit(db));
+    assert_null(sqlite3_next_stmt(db, NULL));
+    struct answer a = {.status = c.status};
+    json_error_t err;
+    if (c.body.len)
+        a.json = json_loadb((const char *)c.body.data, c.body.len, 0, &err);
+    if (c.status >= 400 && !json_is_string(json_object_get(a.json, "error")))
+        fail_msg("%s %s: %d without an error object", method, target, c.status);
+    json_decref(c.in);
+    buf_free(&c.body);
+    return a;
+}
+
+/* Expect status (and, for an error, the field it names); returns the body (caller frees). */
+static json_t *expect(struct answer a, int status, const char *field)
+{
+    if (a.status != status) {
+        char *text = a.json ? json_dumps(a.json, 0) : NULL;
+        fail_msg("status %d, wanted %d: %s", a.status, status, text ? text : "");
+    }
+    if (field)
+        assert_string_equal(json_string_value(json_object_get(a.json, "field")), field);
+    return a.json;
+}
+
+static void expect_error(struct answer a, int status, const char *field)
+{
+    json_decref(expect(a, status, field));
+}
+
+static int route_setup(void **state)
+{
+    if (setup(state) || auth_init())
+        return -1;
+    st_config_defaults(&cfg);
+    snprintf(cfg.db, sizeof cfg.db, "%s", db_path);
+    char store_path[128];
+    snprintf(store_path, sizeof store_path, "%s/s.db", dir);
+    struct store_opts so = {.path = store_path, .batch_max = 16, .queue_max = 16,
+                            .retention_interval_s = 86400};
+    if (store_open(&so, &store))
+        return -1;
+    api = api_new_for_test(&cfg, store);
+    return 0;
+}
+
+static int route_teardown(void **state)
+{
+    api_free(api);
+    store_close(store);
+    return teardown(state);
+}
+
+static void test_routes_webhooks(void **state)
+{
+    (void)state;
+    json_t *j = expect(call(1, ROLE_OPERATOR, "POST", "/api/webhooks",
+                            "{\"name\":\"ops\",\"url\":\"https://example.com/hook?k=1\"}"),
+                       201, NULL);
+    int64_t id = json_integer_value(json_object_get(j, "id"));
+    const char *secret = json_string_value(json_object_get(j, "secret"));
+    assert_non_null(secret);
+    assert_int_equal(strlen(secret), 43);
+    assert_int_equal(strspn(secret, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                    "0123456789-_"), 43);
+    assert_true(json_is_true(json_object_get(j, "enabled")));
+    assert_int_equal(scalar("SELECT count(*) FROM webhooks WHERE id = %lld AND secret = '%s'",
+                            (long long)id, secret), 1);
+    json_decref(j);
+    /* the secret is never shown again */
+    char path[64];
+    snprintf(path, sizeof path, "/api/webhooks/%lld", (long long)id);
+    j = expect(call(1, ROLE_OPERATOR, "GET", path, NULL), 200, NULL);
+    assert_null(json_object_get(j, "secret"));
+    assert_string_equal(json_string_value(json_object_get(j, "url")), "https://example.com/hook?k=1");
+    json_decref(j);
+    j = expect(call(1, ROLE_OPERATOR, "GET", "/api/webhooks", NULL), 200, NULL);
+    assert_int_equal(json_array_size(json_object_get(j, "webhooks")), 1);
+    assert_null(json_object_get(json_array_get(json_object_get(j, "webhooks"), 0), "secret"));
+    json_decref(j);
+    j = expect(call(1, ROLE_OPERATOR, "PATCH", path,
+                    "{\"enabled\":false,\"secret\":\"0123456789abcdef\"}"), 200, NULL);
+    assert_true(json_is_false(json_object_get(j, "enabled")));
+    assert_null(json_object_get(j, "secret"));
+    json_decref(j);
+    assert_int_equal(scalar("SELECT count(*) FROM webhooks WHERE secret = '0123456789abcdef'"), 1);
+
+    /* bad input names its field */
+    expect_error(call(1, ROLE_OPERATOR, "POST", "/api/webhooks",
+                      "{\"name\":\"x\",\"url\":\"ftp://example.com/\"}"), 400, "url");
+    expect_error(call(1, ROLE_OPERATOR, "POST", "/api/webhooks",
+                      "{\"name\":\"x\",\"url\":\"example.com/hook\"}"), 400, "url");
+    expect_error(call(1, ROLE_OPERATOR, "POST", "/api/webhooks",
+                      "{\"name\":\"x\",\"url\":\"http://a b/\"}"), 400, "url");
+    expect_error(call(1, ROLE_OPERATOR, "POST", "/api/webhooks",
+                      "{\"name\":\"x\",\"url\":\"http://h/\",\"secret\":\"short\"}"), 400,
+                 "secret");
+    expect_error(call(1, ROLE_OPERATOR, "POST", "/api/webhooks", "{\"url\":\"http://h/\"}"), 400,
+                 "name");
+    char big[2200];
+    snprintf(big, sizeof big, "{\"name\":\"x\",\"url\":\"http://h/%02100d\"}", 0);
+    expect_error(call(1, ROLE_OPERATOR, "POST", "/api/webhooks", big), 400, "url");
+    /* another organisation's webhook does not exist; viewers do not see webhooks */
+    expect_error(call(2, ROLE_OPERATOR, "GET", path, NULL), 404, NULL);
+    expect_error(call(2, ROLE_OPERATOR, "DELETE", path, NULL), 404, NULL);
+    expect_error(call(1, ROLE_VIEWER, "GET", "/api/webhooks", NULL), 403, NULL);
+
+    /* the delivery log, newest first, a page at a time */
+    exec("INSERT INTO alerts(id, org_id, type, time, created_at) VALUES(1, 1, 'tamper', 0, 0)");
+    for (int i = 0; i < 5; i++)
+        exec("INSERT INTO webhook_deliveries(alert_id, webhook_id, state, next_attempt_at,"
+             " created_at) VALUES(1, %lld, '%s', 1767225600000, 1767225600000)", (long long)id,
+             i == 4 ? "pending" : "failed");
+    snprintf(path, sizeof path, "/api/webhooks/%lld/deliveries?limit=3", (long long)id);
+    j = expect(call(1, ROLE_OPERATOR, "GET", path, NULL), 200, NULL);
+    json_t *list = json_object_get(j, "deliveries");
+    assert_int_equal(json_array_size(list), 3);
+    json_t *first = json_array_get(list, 0);
+    int64_t newest = json_integer_value(json_object_get(first, "id"));
+    assert_string_equal(json_string_value(json_object_get(first, "state")), "pending");
+    assert_string_equal(json_string_value(json_object_get(first, "next_attempt_at")),
+                        "2026-01-01T00:00:00Z");
+    assert_true(json_is_null(json_object_get(json_array_get(list, 1), "next_attempt_at")));
+    int64_t next = json_integer_value(json_object_get(j, "next"));
+    assert_int_equal(next, newest - 2);
+    json_decref(j);
+    snprintf(path, sizeof path, "/api/webhooks/%lld/deliveries?before_id=%lld", (long long)id,
+             (long long)next);
+    j = expect(call(1, ROLE_OPERATOR, "GET", path, NULL), 200, NULL);
+    assert_int_equal(json_array_size(json_object_get(j, "deliveries")), 2);
+    assert_true(json_is_null(json_object_get(j, "next")));
+    json_decref(j);
+
+    /* deleting takes its deliveries along */
+    snprintf(path, sizeof path, "/api/webhooks/%lld", (long long)id);
+    expect_error(call(1, ROLE_OPERATOR, "DELETE", path, NULL), 204, NULL);
+    assert_int_equal(scalar("SELECT count(*) FROM webhook_deliveries"), 0);
+    expect_error(call(1, ROLE_OPERATOR, "GET", path, NULL), 404, NULL);
+}
+
+static void test_routes_rules_and_alerts(void **state)
+{
+    (void)state;
+    exec("INSERT INTO webhooks(id, org_id, name, url, secret, created_at) VALUES"
+         " (5, 1, 'mine', 'http://h/', 's', 0), (6, 2, 'theirs', 'http://h/', 's', 0)");
+    const char *url = "/api/alert-rules";
+    struct {
+        const char *body, *field;
+    } bad[] = {
+        {"{\"name\":\"r\",\"types\":[\"tamper\",\"bogus\"]}", "types"},
+        {"{\"name\":\"r\",\"types\":[]}", "types"},
+        {"{\"name\":\"r\",\"types\":\"tamper\"}", "types"},
+        {"{\"name\":\"r\"}", "types"},
+        {"{\"types\":[\"tamper\"]}", "name"},
+        {"{\"name\":\"r\",\"types\":[\"device_offline\"]}", "offline_minutes"},
+        {"{\"name\":\"r\",\"types\":[\"device_offline\"],\"offline_minutes\":0}",
+         "offline_minutes"},
+        {"{\"name\":\"r\",\"types\":[\"tamper\"],\"offline_minutes\":5}", "offline_minutes"},
+        {"{\"name\":\"r\",\"types\":[\"overspeed\"]}", "speed_kmh"},
+        {"{\"name\":\"r\",\"types\":[\"overspeed\"],\"speed_kmh\":\"fast\"}", "speed_kmh"},
+        {"{\"name\":\"r\",\"types\":[\"low_battery\"],\"battery_pct\":101}", "battery_pct"},
+        {"{\"name\":\"r\",\"types\":[\"tamper\"],\"device_id\":3}", "device_id"},
+        {"{\"name\":\"r\",\"types\":[\"tamper\"],\"device_id\":1,\"group_name\":\"g1\"}",
+         "device_id"},
+        {"{\"name\":\"r\",\"types\":[\"tamper\"],\"group_name\":\"nobody\"}", "group_name"},
+        {"{\"name\":\"r\",\"types\":[\"tamper\"],\"shipment_id\":99}", "shipment_id"},
+        {"{\"name\":\"r\",\"types\":[\"tamper\"],\"webhook_id\":6}", "webhook_id"},
+        {"{\"name\":\"r\",\"types\":[\"tamper\"],\"colour\":\"red\"}", "colour"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct answer a = call(1, ROLE_OPERATOR, "POST", url, bad[i].body);
+        if (a.status != 400 ||
+            strcmp(json_string_value(json_object_get(a.json, "field")), bad[i].field) != 0)
+            fail_msg("%s: %d %s", bad[i].body, a.status,
+                     json_string_value(json_object_get(a.json, "error")));
+        json_decref(a.json);
+    }
+    struct answer a = call(1, ROLE_OPERATOR, "POST", url, bad[0].body);
+    assert_non_null(strstr(json_string_value(json_object_get(a.json, "error")), "bogus"));
+    json_decref(a.json);
+    assert_int_equal(scalar("SELECT count(*) FROM alert_rules"), 0);
+    expect_error(call(1, ROLE_VIEWER, "POST", url, "{\"name\":\"r\",\"types\":[\"tamper\"]}"),
+                 403, NULL);
+
+    json_t *j = expect(call(1, ROLE_OPERATOR, "POST", url,
+                            "{\"name\":\"seals\",\"types\":[\"tamper\",\"low_battery\",\"tamper\"],"
+                            "\"group_name\":\"g1\",\"webhook_id\":5}"), 201, NULL);
+    int64_t id = json_integer_value(json_object_get(j, "id"));
+    assert_int_equal(json_array_size(json_object_get(j, "types")), 2); /* no repeats */
+    assert_int_equal(json_integer_value(json_object_get(j, "battery_pct")), 20); /* default */
+    assert_true(json_is_true(json_object_get(j, "stream")));
+    assert_true(json_is_true(json_object_get(j, "enabled")));
+    assert_string_equal(json_string_value(json_object_get(j, "group_name")), "g1");
+    assert_int_equal(json_integer_value(json_object_get(j, "webhook_id")), 5);
+    assert_true(json_is_null(json_object_get(j, "device_id")));
+    json_decref(j);
+
+    /* an update merges: a new scope replaces the old, a dropped type takes its threshold */
+    char path[64];
+    snprintf(path, sizeof path, "/api/alert-rules/%lld", (long long)id);
+    j = expect(call(1, ROLE_OPERATOR, "PATCH", path,
+                    "{\"types\":[\"overspeed\"],\"speed_kmh\":90.5,\"device_id\":1,"
+                    "\"stream\":false}"), 200, NULL);
+    assert_true(json_is_null(json_object_get(j, "group_name")));
+    assert_int_equal(json_integer_value(json_object_get(j, "device_id")), 1);
+    assert_true(json_is_null(json_object_get(j, "battery_pct")));
+    assert_true(json_real_value(json_object_get(j, "speed_kmh")) == 90.5);
+    assert_true(json_is_false(json_object_get(j, "stream")));
+    assert_string_equal(json_string_value(json_object_get(j, "name")), "seals");
+    json_decref(j);
+    expect_error(call(1, ROLE_OPERATOR, "PATCH", path, "{\"battery_pct\":10}"), 400,
+                 "battery_pct");
+    expect_error(call(1, ROLE_OPERATOR, "PATCH", path, "{\"speed_kmh\":null}"), 400, "speed_kmh");
+    expect_error(call(2, ROLE_OPERATOR, "PATCH", path, "{\"name\":\"x\"}"), 404, NULL);
+    j = expect(call(1, ROLE_VIEWER, "GET", "/api/alert-rules", NULL), 200, NULL);
+    assert_int_equal(json_array_size(json_object_get(j, "alert_rules")), 1);
+    json_decref(j);
+    j = expect(call(2, ROLE_VIEWER, "GET", "/api/alert-rules", NULL), 200, NULL);
+    assert_int_equal(json_array_size(json_object_get(j, "alert_rules")), 0);
+    json_decref(j);
+
+    /* what the API stored is what the matcher reads */
+    struct alerts *al;
+    assert_int_equal(alerts_open(db, &al), 0);
+    struct domain_event e = dev1("position");
+    e.speed_kmh = 100;
+    assert_int_equal(alerts_on_position(al, db, &e, NULL), 1);
+    e = dev1("tamper");
+    assert_int_equal(alerts_on_event(al, db, &e, NULL), 0);
+    alerts_free(al);
+    exec("INSERT INTO alerts(org_id, rule_id, device_id, type, time, created_at, detail) VALUES"
+         " (1, NULL, 2, 'tamper', %d, 0, '{}'), (1, NULL, 1, 'tamper', %d, 0, NULL),"
+         " (2, NULL, 3, 'tamper', %d, 0, NULL)", T0 - 86400, T0 + 60, T0);
+
+    /* alerts, newest first, filtered and paged */
+    j = expect(call(1, ROLE_VIEWER, "GET", "/api/alerts", NULL), 200, NULL);
+    json_t *list = json_object_get(j, "alerts");
+    assert_int_equal(json_array_size(list), 3);
+    json_t *o = json_array_get(list, 2);
+    assert_string_equal(json_string_value(json_object_get(o, "type")), "overspeed");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(o, "rule"), "name")),
+                        "seals");
+    assert_string_equal(json_string_value(json_object_get(o, "uid")), "dev-1");
+    assert_true(json_real_value(json_object_get(json_object_get(o, "detail"), "limit_kmh")) ==
+                90.5);
+    assert_true(json_is_null(json_object_get(json_array_get(list, 0), "rule")));
+    json_decref(j);
+    j = expect(call(1, ROLE_VIEWER, "GET", "/api/alerts?type=tamper&device_id=2", NULL), 200, NULL);
+    assert_int_equal(json_array_size(json_object_get(j, "alerts")), 1);
+    json_decref(j);
+    j = expect(call(1, ROLE_VIEWER, "GET",
+                    "/api/alerts?type=tamper&from=2025-12-31T12:00:00Z&to=1767225700", NULL),
+               200, NULL);
+    assert_int_equal(json_array_size(json_object_get(j, "alerts")), 1);
+    json_decref(j);
+    j = expect(call(1, ROLE_VIEWER, "GET", "/api/alerts?limit=2", NULL), 200, NULL);
+    int64_t next = json_integer_value(json_object_get(j, "next"));
+    json_decref(j);
+    char q[64];
+    snprintf(q, sizeof q, "/api/alerts?limit=2&before_id=%lld", (long long)next);
+    j = expect(call(1, ROLE_VIEWER, "GET", q, NULL), 200, NULL);
+    assert_int_equal(json_array_size(json_object_get(j, "alerts")), 1);
+    assert_true(json_is_null(json_object_get(j, "next")));
+    json_decref(j);
+    expect_error(call(1, ROLE_VIEWER, "GET", "/api/alerts?type=bogus", NULL), 400, "type");
+    expect_error(call(1, ROLE_VIEWER, "GET", "/api/alerts?limit=1001", NULL), 400, "limit");
+    expect_error(call(1, ROLE_VIEWER, "GET", "/api/alerts?from=yesterday", NULL), 400, "from");
+
+    expect_error(call(1, ROLE_OPERATOR, "DELETE", path, NULL), 204, NULL);
+    expect_error(call(1, ROLE_OPERATOR, "DELETE", path, NULL), 404, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -871,6 +1174,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_webhook_retries_with_backoff, setup, teardown),
         cmocka_unit_test_setup_teardown(test_webhook_dead_ones_do_not_delay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_webhook_disabled_waits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_routes_webhooks, route_setup, route_teardown),
+        cmocka_unit_test_setup_teardown(test_routes_rules_and_alerts, route_setup, route_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
