@@ -196,6 +196,7 @@ static const char *const migrations[] = {
     "  match_key TEXT,"                    /* how the device's answer names it */
     "  result TEXT, attempts INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX commands_device_state ON commands(device_id, state, id);"
+    "CREATE INDEX commands_due ON commands(expires_at) WHERE state IN ('queued', 'sent');"
     "CREATE TABLE command_templates ("
     "  id INTEGER PRIMARY KEY,"
     "  org_id INTEGER NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,"
