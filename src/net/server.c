@@ -357,6 +357,7 @@ struct cmd_job {
     int64_t device_row;
     const struct proto_ops *proto;
     struct proto_ctx ctx;
+    uint16_t first_serial;       /* ctx.server_serial when the job started */
     bool give_back;              /* the connection closed before they were written */
     int n;
     struct command_wire wires[COMMANDS_PER_TAKE];
@@ -402,7 +403,9 @@ static void cmd_done(uv_work_t *w, int status)
             st_log(ST_LOG_INFO, "event=command_sent device=%s command=%lld bytes=%zu",
                    st_log_text(c->device_id, dev), (long long)j->wires[i].id, j->wires[i].len);
         }
-        c->ctx.server_serial = j->ctx.server_serial;
+        /* the serials the job used: replies sent meanwhile may have advanced the counter too */
+        c->ctx.server_serial = (uint16_t)(c->ctx.server_serial + (uint16_t)(j->ctx.server_serial -
+                                                                          j->first_serial));
         conn_flush(c);
         if (j->n == COMMANDS_PER_TAKE)
             cmd_schedule(srv, j->device_row); /* more may wait */
@@ -426,6 +429,7 @@ static void cmd_next(struct server *srv)
         j->device_row = row;
         j->proto = c->stream.proto;
         j->ctx = c->ctx;
+        j->first_serial = c->ctx.server_serial;
         srv->cmd_busy = true;
         uv_queue_work(srv->loop, &j->work, cmd_work, cmd_done);
     }
