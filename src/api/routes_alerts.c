@@ -264,11 +264,11 @@ void api_webhook_deliveries(struct api_call *c)
     sqlite3_stmt *st;
     if (api_prepare(c, "SELECT id, alert_id, state, attempts, last_status, last_error,"
                        " next_attempt_at, created_at, delivered_at FROM webhook_deliveries"
-                       " WHERE webhook_id = ?1 AND (?2 = 0 OR id < ?2) ORDER BY id DESC LIMIT ?3",
+                       " WHERE webhook_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
                     &st))
         return;
     sqlite3_bind_int64(st, 1, c->id);
-    sqlite3_bind_int64(st, 2, before);
+    sqlite3_bind_int64(st, 2, before ? before : INT64_MAX);
     sqlite3_bind_int64(st, 3, limit + 1);
     struct jsonw w;
     api_json_begin(c, 200, &w);
@@ -729,13 +729,13 @@ void api_alerts_list(struct api_call *c)
                        " a.device_id, d.uid, a.shipment_id, a.event_id, a.fence_id, a.lat, a.lon,"
                        " a.detail FROM alerts a LEFT JOIN devices d ON d.id = a.device_id"
                        " LEFT JOIN alert_rules r ON r.id = a.rule_id"
-                       " WHERE a.org_id = ?1 AND (?2 = 0 OR a.id < ?2)"
+                       " WHERE a.org_id = ?1 AND a.id < ?2"
                        " AND (?3 IS NULL OR a.type = ?3) AND (?4 = 0 OR a.device_id = ?4)"
                        " AND (?5 = 0 OR a.shipment_id = ?5) AND a.time BETWEEN ?6 AND ?7"
                        " ORDER BY a.id DESC LIMIT ?8", &st))
         return;
     sqlite3_bind_int64(st, 1, c->who.org_id);
-    sqlite3_bind_int64(st, 2, before);
+    sqlite3_bind_int64(st, 2, before ? before : INT64_MAX);
     if (has_type)
         sqlite3_bind_text(st, 3, type, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, device);
