@@ -90,6 +90,11 @@ static const struct api_route routes[] = {
     {"GET", "/api/devices/{id}/reports/summary", ROLE_VIEWER, api_report_summary},
     {"GET", "/api/events", ROLE_VIEWER, api_events_get},
     /* geofences (routes_geofences.c) */
+    {"GET", "/api/geofences", ROLE_VIEWER, api_geofences_list},
+    {"POST", "/api/geofences", ROLE_OPERATOR, api_geofences_create},
+    {"GET", "/api/geofences/{id}", ROLE_VIEWER, api_geofences_get},
+    {"PATCH", "/api/geofences/{id}", ROLE_OPERATOR, api_geofences_update},
+    {"DELETE", "/api/geofences/{id}", ROLE_OPERATOR, api_geofences_delete},
     /* shipments and seal state (routes_shipments.c) */
     {"GET", "/api/shipments", ROLE_VIEWER, api_shipments_list},
     {"POST", "/api/shipments", ROLE_OPERATOR, api_shipments_create},

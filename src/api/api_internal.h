@@ -135,6 +135,8 @@ api_handler_fn api_devices_list, api_devices_create, api_devices_get, api_device
 api_handler_fn api_positions_get, api_events_get, api_raw_get;
 api_handler_fn api_report_route, api_report_trips, api_report_stops, api_report_summary;
 /* routes_geofences.c */
+api_handler_fn api_geofences_list, api_geofences_create, api_geofences_get, api_geofences_update,
+    api_geofences_delete;
 /* routes_shipments.c */
 api_handler_fn api_shipments_list, api_shipments_create, api_shipments_get, api_shipments_update;
 api_handler_fn api_shipment_report, api_device_seal, api_report_seals, api_report_violations;

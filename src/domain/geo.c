@@ -178,7 +178,8 @@ void geo_bbox(const struct geo_fence *f, struct geo_point *min, struct geo_point
 
 /* ---- validation --------------------------------------------------------- */
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -298,8 +299,7 @@ int geo_validate(const struct geo_fence *f, char *err, size_t errlen)
         if (!(f->pts[i].lat >= -90 && f->pts[i].lat <= 90))
             return fail(err, errlen, "%s: latitude %g is outside -90..90", where, f->pts[i].lat);
         if (!(f->pts[i].lon >= -180 && f->pts[i].lon <= 180))
-            return fail(err, errlen, "%s: longitude %g is outside -180..180", where,
-                        f->pts[i].lon);
+            return fail(err, errlen, "%s: longitude %g is outside -180..180", where, f->pts[i].lon);
     }
     for (size_t i = 1; i < f->n; i++)
         if (f->pts[i].lat == f->pts[i - 1].lat && f->pts[i].lon == f->pts[i - 1].lon)
@@ -322,11 +322,11 @@ int geo_validate(const struct geo_fence *f, char *err, size_t errlen)
     if (min.lat < -90 || max.lat > 90)
         return fail(err, errlen, "%s reaches over a pole", name);
     if (max.lat - min.lat > GEO_EXTENT_MAX_DEG)
-        return fail(err, errlen, "%s spans %.1f° of latitude; at most %g", name,
-                    max.lat - min.lat, GEO_EXTENT_MAX_DEG);
+        return fail(err, errlen, "%s spans %.1f° of latitude; at most %g", name, max.lat - min.lat,
+                    GEO_EXTENT_MAX_DEG);
     if (max.lon - min.lon > GEO_EXTENT_MAX_DEG)
-        return fail(err, errlen, "%s spans %.1f° of longitude; at most %g", name,
-                    max.lon - min.lon, GEO_EXTENT_MAX_DEG);
+        return fail(err, errlen, "%s spans %.1f° of longitude; at most %g", name, max.lon - min.lon,
+                    GEO_EXTENT_MAX_DEG);
     if (min.lon < -180 || max.lon > 180)
         return fail(err, errlen, "%s crosses longitude ±180", name);
     if (f->shape != GEO_POLYGON)
@@ -335,8 +335,8 @@ int geo_validate(const struct geo_fence *f, char *err, size_t errlen)
         return fail(err, errlen, "polygon has zero area (its points are on one line)");
     size_t e1, e2;
     if (polygon_crossing(f->pts, f->n, &e1, &e2))
-        return fail(err, errlen, "polygon edges %zu-%zu and %zu-%zu cross", e1, (e1 + 1) % f->n,
-                    e2, (e2 + 1) % f->n);
+        return fail(err, errlen, "polygon edges %zu-%zu and %zu-%zu cross", e1, (e1 + 1) % f->n, e2,
+                    (e2 + 1) % f->n);
     return 0;
 }
 
@@ -353,7 +353,7 @@ struct box {
 
 struct node {
     struct box b;
-    uint32_t first;  /* first child: an entry (leaf) or a node */
+    uint32_t first; /* first child: an entry (leaf) or a node */
     uint16_t count;
     bool leaf;
 };
@@ -362,9 +362,9 @@ struct geo_index {
     struct geo_fence *fences; /* as given, pts pointing into pts */
     struct geo_point *pts;
     size_t n;
-    struct box *entry_box;    /* the fences' boxes in STR order ... */
-    uint32_t *entry_pos;      /* ... and their positions in fences */
-    struct node *nodes;       /* leaves first, each level after the one it packs; root last */
+    struct box *entry_box; /* the fences' boxes in STR order ... */
+    uint32_t *entry_pos;   /* ... and their positions in fences */
+    struct node *nodes;    /* leaves first, each level after the one it packs; root last */
     size_t n_nodes;
 };
 

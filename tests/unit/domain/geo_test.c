@@ -136,11 +136,11 @@ static void test_corridor(void **state)
         struct geo_point from;
         double bearing;
     } probes[] = {
-        {{45.05, 7.0}, 90},  {{45.05, 7.0}, 270}, /* beside the first leg */
-        {{45.1, 7.05}, 0},   {{45.1, 7.05}, 180}, /* beside the second */
-        {{45.0, 7.0}, 180},  {{45.0, 7.0}, 225},  /* round cap at the start */
-        {{45.1, 7.1}, 90},   {{45.1, 7.1}, 45},   /* round cap at the end */
-        {{45.1, 7.0}, 315},                       /* the elbow's outer corner: round */
+        {{45.05, 7.0}, 90}, {{45.05, 7.0}, 270}, /* beside the first leg */
+        {{45.1, 7.05}, 0},  {{45.1, 7.05}, 180}, /* beside the second */
+        {{45.0, 7.0}, 180}, {{45.0, 7.0}, 225},  /* round cap at the start */
+        {{45.1, 7.1}, 90},  {{45.1, 7.1}, 45},   /* round cap at the end */
+        {{45.1, 7.0}, 315},                      /* the elbow's outer corner: round */
     };
     for (size_t i = 0; i < sizeof probes / sizeof probes[0]; i++) {
         assert_true(geo_contains(&f, destination(probes[i].from, probes[i].bearing, 999)));
@@ -179,7 +179,8 @@ static double sampled_distance(struct geo_point p, struct geo_point a, struct ge
 static void test_corridor_wide_reference(void **state)
 {
     (void)state;
-    const struct geo_point diag[] = {{50, 0}, {52, 4}}, north[] = {{69, 10}, {70, 14}, {69.5, 16}, {71, 17}};
+    const struct geo_point diag[] = {{50, 0}, {52, 4}},
+                           north[] = {{69, 10}, {70, 14}, {69.5, 16}, {71, 17}};
     const struct geo_fence fences[] = {fence(GEO_CORRIDOR, diag, 2, 150000),
                                        fence(GEO_CORRIDOR, north, 4, 80000)};
     struct geo_gen g = {42};
@@ -215,10 +216,9 @@ static void test_validate(void **state)
     (void)state;
     static struct geo_point many[GEO_POINTS_MAX + 1];
     for (size_t i = 0; i < GEO_POINTS_MAX + 1; i++) /* a valid star, 2001 vertices */
-        many[i] = (struct geo_point){sin(2 * M_PI * (double)i / (GEO_POINTS_MAX + 1)) *
-                                         (i % 2 ? 1 : 0.5),
-                                     cos(2 * M_PI * (double)i / (GEO_POINTS_MAX + 1)) *
-                                         (i % 2 ? 1 : 0.5)};
+        many[i] = (struct geo_point){
+            sin(2 * M_PI * (double)i / (GEO_POINTS_MAX + 1)) * (i % 2 ? 1 : 0.5),
+            cos(2 * M_PI * (double)i / (GEO_POINTS_MAX + 1)) * (i % 2 ? 1 : 0.5)};
     char err[160];
     struct geo_fence ok = fence(GEO_POLYGON, many, GEO_POINTS_MAX, 0);
     assert_int_equal(geo_validate(&ok, err, sizeof err), 0);
