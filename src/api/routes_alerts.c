@@ -14,11 +14,11 @@
 #include "api_internal.h"
 
 #define NAME_MAX_LEN 128
-#define GROUP_MAX_LEN 256   /* as a device's group */
+#define GROUP_MAX_LEN 256 /* as a device's group */
 #define URL_MAX_LEN 2048
 #define SECRET_MIN_LEN 16
 #define SECRET_MAX_LEN 256
-#define SECRET_BYTES 32     /* generated: 43 base64url characters */
+#define SECRET_BYTES 32 /* generated: 43 base64url characters */
 #define OFFLINE_MINUTES_MAX 10080
 #define SPEED_MAX_KMH 1000
 #define BATTERY_DEFAULT_PCT 20
@@ -155,8 +155,10 @@ void api_webhooks_create(struct api_call *c)
         sodium_memzero(bytes, sizeof bytes);
     }
     sqlite3_stmt *st;
-    if (api_prepare(c, "INSERT INTO webhooks(org_id, name, url, secret, enabled, created_at)"
-                       " VALUES(?1, ?2, ?3, ?4, ?5, ?6)", &st))
+    if (api_prepare(c,
+                    "INSERT INTO webhooks(org_id, name, url, secret, enabled, created_at)"
+                    " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+                    &st))
         goto out;
     sqlite3_bind_int64(st, 1, c->who.org_id);
     sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
@@ -208,9 +210,11 @@ void api_webhooks_update(struct api_call *c)
     if (api_body(c, webhook_keys) || webhook_fields(c, false, &name, &url, &secret, &enabled))
         return;
     sqlite3_stmt *st;
-    if (api_prepare(c, "UPDATE webhooks SET name = coalesce(?3, name), url = coalesce(?4, url),"
-                       " secret = coalesce(?5, secret), enabled = coalesce(?6, enabled)"
-                       " WHERE id = ?1 AND org_id = ?2", &st))
+    if (api_prepare(c,
+                    "UPDATE webhooks SET name = coalesce(?3, name), url = coalesce(?4, url),"
+                    " secret = coalesce(?5, secret), enabled = coalesce(?6, enabled)"
+                    " WHERE id = ?1 AND org_id = ?2",
+                    &st))
         return;
     sqlite3_bind_int64(st, 1, c->id);
     sqlite3_bind_int64(st, 2, c->who.org_id);
@@ -262,9 +266,10 @@ void api_webhook_deliveries(struct api_call *c)
         return;
     }
     sqlite3_stmt *st;
-    if (api_prepare(c, "SELECT id, alert_id, state, attempts, last_status, last_error,"
-                       " next_attempt_at, created_at, delivered_at FROM webhook_deliveries"
-                       " WHERE webhook_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
+    if (api_prepare(c,
+                    "SELECT id, alert_id, state, attempts, last_status, last_error,"
+                    " next_attempt_at, created_at, delivered_at FROM webhook_deliveries"
+                    " WHERE webhook_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
                     &st))
         return;
     sqlite3_bind_int64(st, 1, c->id);
@@ -316,22 +321,21 @@ void api_webhook_deliveries(struct api_call *c)
 /* ---- alert rules ------------------------------------------------------------ */
 
 /* The body keys are the column names, which lets an update start from the row. */
-#define RULE_FIELDS                                                                          \
-    "name, types, device_id, group_name, shipment_id, webhook_id, stream, offline_minutes," \
+#define RULE_FIELDS                                                                                \
+    "name, types, device_id, group_name, shipment_id, webhook_id, stream, offline_minutes,"        \
     " speed_kmh, battery_pct, enabled"
-static const char *const rule_keys[] = {"name",        "types",      "device_id", "group_name",
-                                        "shipment_id", "webhook_id", "stream",
-                                        "offline_minutes", "speed_kmh", "battery_pct",
-                                        "enabled",     NULL};
+static const char *const rule_keys[] = {
+    "name",   "types",           "device_id", "group_name",  "shipment_id", "webhook_id",
+    "stream", "offline_minutes", "speed_kmh", "battery_pct", "enabled",     NULL};
 
 struct rule_in {
-    const char *name, *group;    /* group NULL: none */
-    struct buf types;            /* JSON array text */
+    const char *name, *group;                   /* group NULL: none */
+    struct buf types;                           /* JSON array text */
     int64_t device_id, shipment_id, webhook_id; /* 0 none */
     bool stream, enabled;
-    int64_t offline_minutes;     /* 0 none */
-    double speed_kmh;            /* < 0 none */
-    int64_t battery_pct;         /* < 0 none */
+    int64_t offline_minutes; /* 0 none */
+    double speed_kmh;        /* < 0 none */
+    int64_t battery_pct;     /* < 0 none */
 };
 
 static void rule_json(struct jsonw *w, sqlite3_stmt *st)
@@ -357,8 +361,10 @@ static void rule_json(struct jsonw *w, sqlite3_stmt *st)
 static void answer_rule(struct api_call *c, int64_t id, int status)
 {
     sqlite3_stmt *st;
-    if (api_prepare(c, "SELECT id, " RULE_FIELDS ", created_at FROM alert_rules"
-                       " WHERE id = ?1 AND org_id = ?2", &st))
+    if (api_prepare(c,
+                    "SELECT id, " RULE_FIELDS ", created_at FROM alert_rules"
+                    " WHERE id = ?1 AND org_id = ?2",
+                    &st))
         return;
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_int64(st, 2, c->who.org_id);
@@ -565,8 +571,10 @@ void api_alert_rules_create(struct api_call *c)
     if (api_body(c, rule_keys) || rule_parse(c, NULL, &in))
         goto out;
     sqlite3_stmt *st;
-    if (api_prepare(c, "INSERT INTO alert_rules(org_id, " RULE_FIELDS ", created_at)"
-                       " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)", &st))
+    if (api_prepare(c,
+                    "INSERT INTO alert_rules(org_id, " RULE_FIELDS ", created_at)"
+                    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                    &st))
         goto out;
     sqlite3_bind_int64(st, 1, c->who.org_id);
     rule_bind(st, &in);
@@ -642,10 +650,12 @@ void api_alert_rules_update(struct api_call *c)
     if (rc)
         goto out;
     sqlite3_stmt *st;
-    if (api_prepare(c, "UPDATE alert_rules SET name = ?2, types = ?3, device_id = ?4,"
-                       " group_name = ?5, shipment_id = ?6, webhook_id = ?7, stream = ?8,"
-                       " offline_minutes = ?9, speed_kmh = ?10, battery_pct = ?11, enabled = ?12"
-                       " WHERE id = ?1 AND org_id = ?13", &st))
+    if (api_prepare(c,
+                    "UPDATE alert_rules SET name = ?2, types = ?3, device_id = ?4,"
+                    " group_name = ?5, shipment_id = ?6, webhook_id = ?7, stream = ?8,"
+                    " offline_minutes = ?9, speed_kmh = ?10, battery_pct = ?11, enabled = ?12"
+                    " WHERE id = ?1 AND org_id = ?13",
+                    &st))
         goto out;
     sqlite3_bind_int64(st, 1, c->id);
     rule_bind(st, &in);
@@ -661,8 +671,10 @@ out:
 void api_alert_rules_list(struct api_call *c)
 {
     sqlite3_stmt *st;
-    if (api_prepare(c, "SELECT id, " RULE_FIELDS ", created_at FROM alert_rules"
-                       " WHERE org_id = ?1 ORDER BY id", &st))
+    if (api_prepare(c,
+                    "SELECT id, " RULE_FIELDS ", created_at FROM alert_rules"
+                    " WHERE org_id = ?1 ORDER BY id",
+                    &st))
         return;
     sqlite3_bind_int64(st, 1, c->who.org_id);
     struct jsonw w;
@@ -725,14 +737,16 @@ void api_alerts_list(struct api_call *c)
         ((has_from || has_to) && api_query_range(c, INT64_MAX / 4, &from, &to)))
         return;
     sqlite3_stmt *st;
-    if (api_prepare(c, "SELECT a.id, a.type, a.time, a.created_at, a.rule_id, r.name,"
-                       " a.device_id, d.uid, a.shipment_id, a.event_id, a.fence_id, a.lat, a.lon,"
-                       " a.detail FROM alerts a LEFT JOIN devices d ON d.id = a.device_id"
-                       " LEFT JOIN alert_rules r ON r.id = a.rule_id"
-                       " WHERE a.org_id = ?1 AND a.id < ?2"
-                       " AND (?3 IS NULL OR a.type = ?3) AND (?4 = 0 OR a.device_id = ?4)"
-                       " AND (?5 = 0 OR a.shipment_id = ?5) AND a.time BETWEEN ?6 AND ?7"
-                       " ORDER BY a.id DESC LIMIT ?8", &st))
+    if (api_prepare(c,
+                    "SELECT a.id, a.type, a.time, a.created_at, a.rule_id, r.name,"
+                    " a.device_id, d.uid, a.shipment_id, a.event_id, a.fence_id, a.lat, a.lon,"
+                    " a.detail FROM alerts a LEFT JOIN devices d ON d.id = a.device_id"
+                    " LEFT JOIN alert_rules r ON r.id = a.rule_id"
+                    " WHERE a.org_id = ?1 AND a.id < ?2"
+                    " AND (?3 IS NULL OR a.type = ?3) AND (?4 = 0 OR a.device_id = ?4)"
+                    " AND (?5 = 0 OR a.shipment_id = ?5) AND a.time BETWEEN ?6 AND ?7"
+                    " ORDER BY a.id DESC LIMIT ?8",
+                    &st))
         return;
     sqlite3_bind_int64(st, 1, c->who.org_id);
     sqlite3_bind_int64(st, 2, before ? before : INT64_MAX);

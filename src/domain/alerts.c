@@ -38,10 +38,10 @@ struct rule {
     char *group;                                /* owned; NULL none */
     uint32_t types;                             /* bit i: type_names[i] */
     bool stream;
-    int offline_minutes;                        /* 0 none */
-    double speed_kmh;                           /* < 0 none */
-    int battery_pct;                            /* < 0 none */
-    int64_t offline_cursor;                     /* offline pass: the last device id looked at */
+    int offline_minutes;    /* 0 none */
+    double speed_kmh;       /* < 0 none */
+    int battery_pct;        /* < 0 none */
+    int64_t offline_cursor; /* offline pass: the last device id looked at */
 };
 
 struct alerts {
@@ -93,30 +93,33 @@ static int stmts(struct alerts *a, sqlite3 *db)
     if (a->db == db)
         return 0;
     stmts_free(a);
-    /* A device's offline candidates, one page of its organisation from a cursor; the last
-     * column says "offline and not yet alerted for this silence" (CASE: the EXISTS runs
-     * only for silent devices). */
-    if (prepare(db, "INSERT INTO alerts(org_id, rule_id, device_id, shipment_id, type, time,"
-                    " created_at, event_id, fence_id, lat, lon, detail)"
-                    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    /* sel_offline: a rule's candidate devices, one page of its organisation from a cursor;
+     * the last column says "silent and not yet alerted for this silence" (CASE: the EXISTS
+     * runs only for silent devices). */
+    if (prepare(db,
+                "INSERT INTO alerts(org_id, rule_id, device_id, shipment_id, type, time,"
+                " created_at, event_id, fence_id, lat, lon, detail)"
+                " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 &a->ins_alert) ||
-        prepare(db, "INSERT INTO webhook_deliveries(alert_id, webhook_id, state, attempts,"
-                    " next_attempt_at, created_at) SELECT ?1, id, 'pending', 0, ?2, ?2"
-                    " FROM webhooks WHERE id = ?3 AND org_id = ?4 AND enabled = 1",
+        prepare(db,
+                "INSERT INTO webhook_deliveries(alert_id, webhook_id, state, attempts,"
+                " next_attempt_at, created_at) SELECT ?1, id, 'pending', 0, ?2, ?2"
+                " FROM webhooks WHERE id = ?3 AND org_id = ?4 AND enabled = 1",
                 &a->ins_delivery) ||
-        prepare(db, "SELECT d.id, d.uid, d.group_name, s.last_seen, s.lat, s.lon,"
-                    " (SELECT sh.id FROM shipments sh WHERE sh.device_id = d.id"
-                    "  AND sh.status = 'open'),"
-                    " CASE WHEN s.last_seen < ?5 THEN NOT EXISTS (SELECT 1 FROM alerts al"
-                    "  WHERE al.rule_id = ?6 AND al.device_id = d.id"
-                    "  AND al.type = 'device_offline' AND al.time = s.last_seen / 1000)"
-                    " ELSE 0 END"
-                    " FROM devices d JOIN device_state s ON s.device_id = d.id"
-                    " WHERE d.org_id = ?1 AND d.id > ?2 AND (?3 IS NULL OR d.id = ?3)"
-                    " AND (?4 IS NULL OR d.group_name = ?4)"
-                    " AND (?7 IS NULL OR d.id = (SELECT device_id FROM shipments"
-                    "  WHERE id = ?7 AND status = 'open'))"
-                    " ORDER BY d.id LIMIT ?8",
+        prepare(db,
+                "SELECT d.id, d.uid, d.group_name, s.last_seen, s.lat, s.lon,"
+                " (SELECT sh.id FROM shipments sh WHERE sh.device_id = d.id"
+                "  AND sh.status = 'open'),"
+                " CASE WHEN s.last_seen < ?5 THEN NOT EXISTS (SELECT 1 FROM alerts al"
+                "  WHERE al.rule_id = ?6 AND al.device_id = d.id"
+                "  AND al.type = 'device_offline' AND al.time = s.last_seen / 1000)"
+                " ELSE 0 END"
+                " FROM devices d JOIN device_state s ON s.device_id = d.id"
+                " WHERE d.org_id = ?1 AND d.id > ?2 AND (?3 IS NULL OR d.id = ?3)"
+                " AND (?4 IS NULL OR d.group_name = ?4)"
+                " AND (?7 IS NULL OR d.id = (SELECT device_id FROM shipments"
+                "  WHERE id = ?7 AND status = 'open'))"
+                " ORDER BY d.id LIMIT ?8",
                 &a->sel_offline)) {
         stmts_free(a);
         return ST_EIO;
@@ -173,10 +176,12 @@ static int rules_load(struct alerts *a, sqlite3 *db)
     sqlite3_stmt *st;
     struct rule *v = NULL;
     size_t n = 0, cap = 0;
-    if (sqlite3_prepare_v2(db, "SELECT id, org_id, name, types, device_id, group_name,"
-                               " shipment_id, webhook_id, stream, offline_minutes, speed_kmh,"
-                               " battery_pct FROM alert_rules WHERE enabled = 1"
-                               " ORDER BY org_id, id", -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(db,
+                           "SELECT id, org_id, name, types, device_id, group_name,"
+                           " shipment_id, webhook_id, stream, offline_minutes, speed_kmh,"
+                           " battery_pct FROM alert_rules WHERE enabled = 1"
+                           " ORDER BY org_id, id",
+                           -1, &st, NULL) != SQLITE_OK)
         goto fail;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -196,8 +201,10 @@ static int rules_load(struct alerts *a, sqlite3 *db)
         r->webhook_id = sqlite3_column_int64(st, 7);
         r->stream = sqlite3_column_int(st, 8) != 0;
         r->offline_minutes = sqlite3_column_int(st, 9);
-        r->speed_kmh = sqlite3_column_type(st, 10) == SQLITE_NULL ? -1 : sqlite3_column_double(st, 10);
-        r->battery_pct = sqlite3_column_type(st, 11) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 11);
+        r->speed_kmh =
+            sqlite3_column_type(st, 10) == SQLITE_NULL ? -1 : sqlite3_column_double(st, 10);
+        r->battery_pct =
+            sqlite3_column_type(st, 11) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 11);
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE)
@@ -256,8 +263,8 @@ static bool scope_matches(const struct rule *r, const struct domain_event *e)
  * not repeat one of them. NUL-terminated in out. */
 static void detail_build(const struct domain_event *e, struct buf *out)
 {
-    static const char *const own[] = {"source", "card", "reason", "late", "speed_kmh",
-                                      "battery_pct"};
+    static const char *const own[] = {"source", "card",      "reason",
+                                      "late",   "speed_kmh", "battery_pct"};
     const char *texts[] = {e->source, e->card, e->reason};
     bool wrote[6] = {false};
     struct jsonw w;
@@ -406,8 +413,9 @@ static int fire(struct alerts *a, const struct rule *r, const struct domain_even
         stream_render(r, e, alert_id, (const char *)detail->data, live);
     return 0;
 fail:
-    st_log(ST_LOG_ERROR, "event=alert_store_failed rule=%" PRId64 " device=%" PRId64
-           " reason=\"%s\"", r->id, e->device_id, sqlite3_errmsg(a->db));
+    st_log(ST_LOG_ERROR,
+           "event=alert_store_failed rule=%" PRId64 " device=%" PRId64 " reason=\"%s\"", r->id,
+           e->device_id, sqlite3_errmsg(a->db));
     return ST_EIO;
 }
 
@@ -441,8 +449,7 @@ void alerts_rules_changed(struct alerts *a)
     atomic_store(&a->changed, true);
 }
 
-int alerts_on_event(struct alerts *a, sqlite3 *db, const struct domain_event *e,
-                    struct buf *live)
+int alerts_on_event(struct alerts *a, sqlite3 *db, const struct domain_event *e, struct buf *live)
 {
     rules_refresh(a, db);
     uint32_t bit = type_bit(e->type);
@@ -469,8 +476,7 @@ int alerts_on_event(struct alerts *a, sqlite3 *db, const struct domain_event *e,
 /* One threshold of one rule for a device's new value: fires when the value crosses into
  * the alerting side and the pair was not there already. 1 fired, 0 not, ST_EIO. */
 static int threshold(struct alerts *a, const struct rule *r, const struct domain_event *e,
-                     char kind, bool over, const char *type, struct buf *detail,
-                     struct buf *live)
+                     char kind, bool over, const char *type, struct buf *detail, struct buf *live)
 {
     char key[64];
     snprintf(key, sizeof key, "%c:%" PRId64 ":%" PRId64, kind, r->id, e->device_id);
@@ -507,25 +513,22 @@ int alerts_on_position(struct alerts *a, sqlite3 *db, const struct domain_event 
     org_rules(a, e->org_id, &i, &end);
     struct buf detail = {0};
     int n = 0;
-    for (; i < end && n >= 0; i++) {
+    for (; i < end; i++) {
         const struct rule *r = &a->rules[i];
         bool speed = (r->types & speed_bit) && r->speed_kmh >= 0 && e->speed_kmh >= 0;
         bool battery = (r->types & battery_bit) && r->battery_pct >= 0 && e->battery_pct >= 0;
         if ((!speed && !battery) || !scope_matches(r, e))
             continue;
-        if (stmts(a, db)) {
+        int rs = 0, rb = 0;
+        if (stmts(a, db) ||
+            (speed && (rs = threshold(a, r, e, 'o', e->speed_kmh > r->speed_kmh, overspeed, &detail,
+                                      live)) < 0) ||
+            (battery && (rb = threshold(a, r, e, 'b', e->battery_pct <= r->battery_pct, low_battery,
+                                        &detail, live)) < 0)) {
             n = ST_EIO;
             break;
         }
-        int rc = speed ? threshold(a, r, e, 'o', e->speed_kmh > r->speed_kmh, overspeed,
-                                   &detail, live)
-                       : 0;
-        if (rc >= 0 && battery) {
-            int rb = threshold(a, r, e, 'b', e->battery_pct <= r->battery_pct, low_battery,
-                               &detail, live);
-            rc = rb < 0 ? rb : rc + rb;
-        }
-        n = rc < 0 ? ST_EIO : n + rc;
+        n += rs + rb;
     }
     buf_free(&detail);
     return n;

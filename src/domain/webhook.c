@@ -38,20 +38,20 @@
 #include "../core/timeutil.h"
 #include "../store/schema.h"
 
-#define SCAN_MAX 4096      /* due rows looked at per claim */
-#define POLL_MAX_MS 1000   /* the longest sleep: picks up re-enabled webhooks */
-#define SHIFT_MAX 40       /* back-off doubling beyond this only overflows */
+#define SCAN_MAX 4096    /* due rows looked at per claim */
+#define POLL_MAX_MS 1000 /* the longest sleep: picks up re-enabled webhooks */
+#define SHIFT_MAX 40     /* back-off doubling beyond this only overflows */
 
 struct flight {
     CURL *easy;
     struct curl_slist *headers;
     bool busy;
     int64_t id, webhook_id;
-    int attempts;                  /* before this one */
+    int attempts; /* before this one */
     struct buf body;
-    char host[ST_LOG_TEXT_MAX];    /* for log lines */
+    char host[ST_LOG_TEXT_MAX]; /* for log lines */
     char error[CURL_ERROR_SIZE];
-    char answer[ST_LOG_TEXT_MAX];  /* the start of a refusing receiver's answer */
+    char answer[ST_LOG_TEXT_MAX]; /* the start of a refusing receiver's answer */
     size_t answer_len;
 };
 
@@ -78,8 +78,8 @@ static void global_init(void)
 
 /* ---- signing and the body --------------------------------------------------- */
 
-void webhook_sign(const char *secret, int64_t ts, const char *body, size_t body_len,
-                  char *out, size_t cap)
+void webhook_sign(const char *secret, int64_t ts, const char *body, size_t body_len, char *out,
+                  size_t cap)
 {
     if (cap < 72) {
         if (cap)
@@ -205,7 +205,8 @@ static void url_host(const char *url, char out[ST_LOG_TEXT_MAX])
     curl_url_cleanup(u);
 }
 
-static bool header_add(struct flight *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static bool header_add(struct flight *f, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static bool header_add(struct flight *f, const char *fmt, ...)
 {
     char line[128];
@@ -287,8 +288,10 @@ static void outcome(struct webhook_sender *w, struct flight *f, long status)
         sqlite3_bind_int64(st, 2, status);
         sqlite3_bind_int64(st, 3, now);
         sqlite3_bind_int(st, 4, attempts);
-        st_log(ST_LOG_DEBUG, "event=webhook_delivered delivery=%" PRId64 " webhook=%" PRId64
-               " host=%s status=%ld attempts=%d", f->id, f->webhook_id, f->host, status, attempts);
+        st_log(ST_LOG_DEBUG,
+               "event=webhook_delivered delivery=%" PRId64 " webhook=%" PRId64
+               " host=%s status=%ld attempts=%d",
+               f->id, f->webhook_id, f->host, status, attempts);
     } else {
         char answer[ST_LOG_TEXT_MAX + 24];
         const char *why = f->error[0] ? f->error : "no answer";
@@ -307,9 +310,10 @@ static void outcome(struct webhook_sender *w, struct flight *f, long status)
         delay += (int64_t)randombytes_uniform((uint32_t)(delay / 10 + 1));
         char next[ST_ISO_LEN];
         st_time_iso((now + delay) / 1000, next);
-        st_log(ST_LOG_WARN, "event=webhook_attempt_failed delivery=%" PRId64 " webhook=%" PRId64
-               " host=%s status=%ld error=\"%s\" attempts=%d next_attempt=%s", f->id,
-               f->webhook_id, f->host, status, safe, attempts, failed ? "never" : next);
+        st_log(ST_LOG_WARN,
+               "event=webhook_attempt_failed delivery=%" PRId64 " webhook=%" PRId64
+               " host=%s status=%ld error=\"%s\" attempts=%d next_attempt=%s",
+               f->id, f->webhook_id, f->host, status, safe, attempts, failed ? "never" : next);
         st = w->upd_fail;
         sqlite3_bind_int64(st, 1, f->id);
         sqlite3_bind_text(st, 2, failed ? "failed" : "pending", -1, SQLITE_STATIC);
@@ -462,24 +466,32 @@ static int prepare(struct webhook_sender *w, const char *sql, sqlite3_stmt **st)
 
 static int prepare_all(struct webhook_sender *w)
 {
-    return prepare(w, "SELECT d.id, d.webhook_id FROM webhook_deliveries d"
-                      " JOIN webhooks h ON h.id = d.webhook_id WHERE d.state = 'pending'"
-                      " AND d.next_attempt_at <= ?1 AND h.enabled = 1"
-                      " ORDER BY d.next_attempt_at, d.id LIMIT ?2", &w->sel_due) ||
-           prepare(w, "SELECT d.attempts, h.url, h.secret, a.id, a.type, a.time, a.device_id,"
-                      " dev.uid, a.shipment_id, a.fence_id, a.lat, a.lon, a.detail, r.id, r.name"
-                      " FROM webhook_deliveries d JOIN webhooks h ON h.id = d.webhook_id"
-                      " JOIN alerts a ON a.id = d.alert_id"
-                      " LEFT JOIN alert_rules r ON r.id = a.rule_id"
-                      " LEFT JOIN devices dev ON dev.id = a.device_id"
-                      " WHERE d.id = ?1 AND d.state = 'pending'", &w->sel_one) ||
-           prepare(w, "SELECT min(next_attempt_at) FROM webhook_deliveries"
-                      " WHERE state = 'pending' AND next_attempt_at > ?1", &w->sel_next) ||
-           prepare(w, "UPDATE webhook_deliveries SET state = 'delivered', attempts = ?4,"
-                      " last_status = ?2, last_error = NULL, delivered_at = ?3 WHERE id = ?1",
+    return prepare(w,
+                   "SELECT d.id, d.webhook_id FROM webhook_deliveries d"
+                   " JOIN webhooks h ON h.id = d.webhook_id WHERE d.state = 'pending'"
+                   " AND d.next_attempt_at <= ?1 AND h.enabled = 1"
+                   " ORDER BY d.next_attempt_at, d.id LIMIT ?2",
+                   &w->sel_due) ||
+           prepare(w,
+                   "SELECT d.attempts, h.url, h.secret, a.id, a.type, a.time, a.device_id,"
+                   " dev.uid, a.shipment_id, a.fence_id, a.lat, a.lon, a.detail, r.id, r.name"
+                   " FROM webhook_deliveries d JOIN webhooks h ON h.id = d.webhook_id"
+                   " JOIN alerts a ON a.id = d.alert_id"
+                   " LEFT JOIN alert_rules r ON r.id = a.rule_id"
+                   " LEFT JOIN devices dev ON dev.id = a.device_id"
+                   " WHERE d.id = ?1 AND d.state = 'pending'",
+                   &w->sel_one) ||
+           prepare(w,
+                   "SELECT min(next_attempt_at) FROM webhook_deliveries"
+                   " WHERE state = 'pending' AND next_attempt_at > ?1",
+                   &w->sel_next) ||
+           prepare(w,
+                   "UPDATE webhook_deliveries SET state = 'delivered', attempts = ?4,"
+                   " last_status = ?2, last_error = NULL, delivered_at = ?3 WHERE id = ?1",
                    &w->upd_ok) ||
-           prepare(w, "UPDATE webhook_deliveries SET state = ?2, attempts = ?3,"
-                      " last_status = ?4, last_error = ?5, next_attempt_at = ?6 WHERE id = ?1",
+           prepare(w,
+                   "UPDATE webhook_deliveries SET state = ?2, attempts = ?3,"
+                   " last_status = ?4, last_error = ?5, next_attempt_at = ?6 WHERE id = ?1",
                    &w->upd_fail);
 }
 
@@ -539,8 +551,10 @@ int webhook_start(const struct webhook_opts *o, struct webhook_sender **out)
             goto fail;
     if (pthread_create(&w->thread, NULL, run, w) != 0)
         goto fail;
-    st_log(ST_LOG_INFO, "event=webhook_sender_started concurrency=%d timeout_ms=%d"
-           " max_attempts=%d", w->o.concurrency, w->o.timeout_ms, w->o.max_attempts);
+    st_log(ST_LOG_INFO,
+           "event=webhook_sender_started concurrency=%d timeout_ms=%d"
+           " max_attempts=%d",
+           w->o.concurrency, w->o.timeout_ms, w->o.max_attempts);
     *out = w;
     return 0;
 fail:

@@ -108,9 +108,14 @@ static int teardown(void **state)
 static struct domain_event ev(const char *type, int64_t org, int64_t device, const char *uid,
                               const char *group, int64_t shipment)
 {
-    return (struct domain_event){.type = type, .org_id = org, .device_id = device,
-                                 .device_uid = uid, .group_name = group,
-                                 .shipment_id = shipment, .time = T0, .speed_kmh = -1,
+    return (struct domain_event){.type = type,
+                                 .org_id = org,
+                                 .device_id = device,
+                                 .device_uid = uid,
+                                 .group_name = group,
+                                 .shipment_id = shipment,
+                                 .time = T0,
+                                 .speed_kmh = -1,
                                  .battery_pct = -1};
 }
 
@@ -142,12 +147,12 @@ static int64_t alerts_of(int64_t rule_id)
 static void test_match_types_and_scopes(void **state)
 {
     (void)state;
-    rule(1, 1, "[\"tamper\"]", "", "");                                    /* the whole org */
-    rule(2, 1, "[\"tamper\",\"unlock\"]", ", device_id", ", 1");          /* device 1 */
-    rule(3, 1, "[\"unlock\"]", ", group_name", ", 'g2'");                 /* group g2 */
-    rule(4, 1, "[\"tamper\"]", ", shipment_id", ", 7");                   /* shipment 7 */
-    rule(5, 2, "[\"tamper\"]", ", group_name", ", 'g1'");                 /* org 2's g1 */
-    rule(6, 1, "[\"tamper\"]", ", enabled", ", 0");                       /* disabled */
+    rule(1, 1, "[\"tamper\"]", "", "");                          /* the whole org */
+    rule(2, 1, "[\"tamper\",\"unlock\"]", ", device_id", ", 1"); /* device 1 */
+    rule(3, 1, "[\"unlock\"]", ", group_name", ", 'g2'");        /* group g2 */
+    rule(4, 1, "[\"tamper\"]", ", shipment_id", ", 7");          /* shipment 7 */
+    rule(5, 2, "[\"tamper\"]", ", group_name", ", 'g1'");        /* org 2's g1 */
+    rule(6, 1, "[\"tamper\"]", ", enabled", ", 0");              /* disabled */
     rule(7, 1, "[\"geofence_enter\"]", ", group_name", ", 'g1'");
     struct alerts *a;
     assert_int_equal(alerts_open(db, &a), 0);
@@ -181,9 +186,12 @@ static void test_match_types_and_scopes(void **state)
     /* the row carries the fact */
     assert_int_equal(scalar("SELECT count(*) FROM alerts WHERE rule_id = 4 AND org_id = 1"
                             " AND device_id = 2 AND shipment_id = 7 AND type = 'tamper'"
-                            " AND time = %d AND event_id IS NULL AND lat IS NULL", T0), 1);
+                            " AND time = %d AND event_id IS NULL AND lat IS NULL",
+                            T0),
+                     1);
     assert_int_equal(scalar("SELECT count(*) FROM alerts WHERE rule_id = 7 AND fence_id = 12"
-                            " AND lat = 52.5 AND lon = 13.4"), 1);
+                            " AND lat = 52.5 AND lon = 13.4"),
+                     1);
     int64_t now = st_now_ms();
     assert_true(scalar("SELECT min(created_at) FROM alerts") > now - 60000);
 
@@ -222,7 +230,8 @@ static void test_deliveries_queued(void **state)
                             " ON a.id = d.alert_id WHERE a.rule_id = 1 AND d.webhook_id = 1"
                             " AND d.state = 'pending' AND d.attempts = 0"
                             " AND d.next_attempt_at >= %lld AND d.created_at >= %lld",
-                            (long long)before, (long long)before), 1);
+                            (long long)before, (long long)before),
+                     1);
     alerts_free(a);
 }
 
@@ -302,8 +311,9 @@ static void test_stream_json(void **state)
 
     /* the stored detail is the same object */
     sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(db, "SELECT detail FROM alerts WHERE rule_id = 2", -1,
-                                        &st, NULL), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_prepare_v2(db, "SELECT detail FROM alerts WHERE rule_id = 2", -1, &st, NULL),
+        SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     json_error_t err;
     j = json_loads((const char *)sqlite3_column_text(st, 0), 0, &err);
@@ -367,7 +377,8 @@ static void test_thresholds_once_per_excursion(void **state)
     assert_int_equal(alerts_of(3), 0);
     assert_int_equal(scalar("SELECT count(*) FROM alerts WHERE rule_id = 2 AND type ="
                             " 'low_battery' AND json_extract(detail, '$.battery_pct') = 20"
-                            " AND json_extract(detail, '$.limit_pct') = 20"), 1);
+                            " AND json_extract(detail, '$.limit_pct') = 20"),
+                     1);
     /* the streamed alerts name their type and limit */
     buf_append(&live, "", 1);
     json_t *j = event_json((const char *)live.data, 2, "alert");
@@ -405,7 +416,8 @@ static void test_offline_once_per_silence(void **state)
     assert_int_equal(scalar("SELECT count(*) FROM alerts WHERE rule_id = 1 AND device_id = 1"
                             " AND type = 'device_offline' AND time = %lld AND lat = 52.5"
                             " AND json_extract(detail, '$.offline_minutes') = 5",
-                            (long long)((now - 10 * min) / 1000)), 1);
+                            (long long)((now - 10 * min) / 1000)),
+                     1);
     buf_append(&live, "", 1);
     json_t *j = event_json((const char *)live.data, 0, "alert");
     assert_string_equal(json_string_value(json_object_get(j, "type")), "device_offline");
@@ -442,7 +454,8 @@ static void test_offline_bounded(void **state)
     exec("WITH RECURSIVE n(k) AS (SELECT 100 UNION ALL SELECT k + 1 FROM n WHERE k < 2599)"
          " INSERT INTO devices(id, uid, org_id, created_at) SELECT k, 'bulk-' || k, 1, 0 FROM n");
     exec("INSERT INTO device_state(device_id, last_seen) SELECT id, %lld FROM devices"
-         " WHERE id >= 100", (long long)(now - 3600000));
+         " WHERE id >= 100",
+         (long long)(now - 3600000));
     rule(1, 1, "[\"device_offline\"]", ", offline_minutes", ", 5");
     struct alerts *a;
     assert_int_equal(alerts_open(db, &a), 0);
@@ -678,11 +691,14 @@ static void fire_tamper(struct alerts *a, int want)
 static const char *state_of(int64_t webhook_id, char *out, size_t cap)
 {
     sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(db, "SELECT state FROM webhook_deliveries"
-                                            " WHERE webhook_id = ?1", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT state FROM webhook_deliveries"
+                                        " WHERE webhook_id = ?1",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
     sqlite3_bind_int64(st, 1, webhook_id);
-    snprintf(out, cap, "%s", sqlite3_step(st) == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0)
-                                                          : "none");
+    snprintf(out, cap, "%s",
+             sqlite3_step(st) == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : "none");
     sqlite3_finalize(st);
     return out;
 }
@@ -738,8 +754,8 @@ static void test_webhook_signed_delivery(void **state)
     assert_true(json_is_null(json_object_get(al, "shipment_id")));
     assert_true(json_is_null(json_object_get(al, "fence_id")));
     assert_true(json_real_value(json_object_get(al, "lat")) == 52.5);
-    assert_string_equal(json_string_value(json_object_get(json_object_get(al, "detail"),
-                                                          "source")), "sensor");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(al, "detail"), "source")),
+                        "sensor");
     json_t *r = json_object_get(j, "rule");
     assert_int_equal(json_integer_value(json_object_get(r, "id")), 1);
     assert_string_equal(json_string_value(json_object_get(r, "name")), "rule 1");
@@ -766,8 +782,8 @@ static void test_webhook_retries_with_backoff(void **state)
     struct alerts *a = NULL;
     alert_for_webhook(&a, 1);
     fire_tamper(a, 1);
-    struct webhook_opts o = {.db_path = db_path, .backoff_ms = 50, .timeout_ms = 2000,
-                             .max_attempts = 5};
+    struct webhook_opts o = {
+        .db_path = db_path, .backoff_ms = 50, .timeout_ms = 2000, .max_attempts = 5};
     struct webhook_sender *w;
     assert_int_equal(webhook_start(&o, &w), 0);
     assert_true(wait_state(1, "delivered", 3000) >= 0);
@@ -808,8 +824,11 @@ static void test_webhook_dead_ones_do_not_delay(void **state)
     alerts_rules_changed(a);
     fire_tamper(a, 1);
 
-    struct webhook_opts o = {.db_path = db_path, .backoff_ms = 50, .timeout_ms = 300,
-                             .max_attempts = 2, .concurrency = 8};
+    struct webhook_opts o = {.db_path = db_path,
+                             .backoff_ms = 50,
+                             .timeout_ms = 300,
+                             .max_attempts = 2,
+                             .concurrency = 8};
     struct webhook_sender *w;
     assert_int_equal(webhook_start(&o, &w), 0);
     /* under one hanging request's timeout: had the backlog taken every slot, the healthy
@@ -818,7 +837,8 @@ static void test_webhook_dead_ones_do_not_delay(void **state)
     assert_true(took >= 0);
     assert_true(took < 250);
     assert_int_equal(scalar("SELECT count(*) FROM webhook_deliveries WHERE webhook_id = 2"
-                            " AND state = 'pending'"), 8);
+                            " AND state = 'pending'"),
+                     8);
     /* then each of the others fails after max_attempts */
     int64_t t0 = st_monotonic_us();
     while (scalar("SELECT count(*) FROM webhook_deliveries WHERE state = 'failed'") < 16 &&
@@ -827,7 +847,8 @@ static void test_webhook_dead_ones_do_not_delay(void **state)
     webhook_stop(w);
     assert_int_equal(scalar("SELECT count(*) FROM webhook_deliveries WHERE webhook_id IN (1, 2)"
                             " AND state = 'failed' AND attempts = 2 AND last_status IS NULL"
-                            " AND last_error IS NOT NULL"), 16);
+                            " AND last_error IS NOT NULL"),
+                     16);
     assert_int_equal(rx_requests(&hang), 16); /* every attempt reached it */
     assert_int_equal(rx_requests(&ok), 1);
     alerts_free(a);
@@ -882,12 +903,15 @@ static struct answer call(int64_t org, int role, const char *method, const char 
     char *query = strchr(path, '?');
     if (query)
         *query++ = '\0';
-    struct http_request req = {.method = method, .path = path, .query = query ? query : "",
-                               .body = body ? body : "", .body_len = body ? strlen(body) : 0,
-                               .peer = "127.0.0.1", .n_headers = 1};
+    struct http_request req = {.method = method,
+                               .path = path,
+                               .query = query ? query : "",
+                               .body = body ? body : "",
+                               .body_len = body ? strlen(body) : 0,
+                               .peer = "127.0.0.1",
+                               .n_headers = 1};
     req.headers[0] = (struct http_header){"content-type", "application/json"};
-    struct api_call c = {.req = &req, .db = db,
-                         .who = {.user_id = 1, .org_id = org, .role = role}};
+    struct api_call c = {.req = &req, .db = db, .who = {.user_id = 1, .org_id = org, .role = role}};
     api_call_run_for_test(api, &c);
     assert_true(sqlite3_get_autocommit(db));
     assert_null(sqlite3_next_stmt(db, NULL));
@@ -927,8 +951,8 @@ static int route_setup(void **state)
     snprintf(cfg.db, sizeof cfg.db, "%s", db_path);
     char store_path[128];
     snprintf(store_path, sizeof store_path, "%s/s.db", dir);
-    struct store_opts so = {.path = store_path, .batch_max = 16, .queue_max = 16,
-                            .retention_interval_s = 86400};
+    struct store_opts so = {
+        .path = store_path, .batch_max = 16, .queue_max = 16, .retention_interval_s = 86400};
     if (store_open(&so, &store))
         return -1;
     api = api_new_for_test(&cfg, store);
@@ -953,24 +977,28 @@ static void test_routes_webhooks(void **state)
     assert_non_null(secret);
     assert_int_equal(strlen(secret), 43);
     assert_int_equal(strspn(secret, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                                    "0123456789-_"), 43);
+                                    "0123456789-_"),
+                     43);
     assert_true(json_is_true(json_object_get(j, "enabled")));
     assert_int_equal(scalar("SELECT count(*) FROM webhooks WHERE id = %lld AND secret = '%s'",
-                            (long long)id, secret), 1);
+                            (long long)id, secret),
+                     1);
     json_decref(j);
     /* the secret is never shown again */
     char path[64];
     snprintf(path, sizeof path, "/api/webhooks/%lld", (long long)id);
     j = expect(call(1, ROLE_OPERATOR, "GET", path, NULL), 200, NULL);
     assert_null(json_object_get(j, "secret"));
-    assert_string_equal(json_string_value(json_object_get(j, "url")), "https://example.com/hook?k=1");
+    assert_string_equal(json_string_value(json_object_get(j, "url")),
+                        "https://example.com/hook?k=1");
     json_decref(j);
     j = expect(call(1, ROLE_OPERATOR, "GET", "/api/webhooks", NULL), 200, NULL);
     assert_int_equal(json_array_size(json_object_get(j, "webhooks")), 1);
     assert_null(json_object_get(json_array_get(json_object_get(j, "webhooks"), 0), "secret"));
     json_decref(j);
     j = expect(call(1, ROLE_OPERATOR, "PATCH", path,
-                    "{\"enabled\":false,\"secret\":\"0123456789abcdef\"}"), 200, NULL);
+                    "{\"enabled\":false,\"secret\":\"0123456789abcdef\"}"),
+               200, NULL);
     assert_true(json_is_false(json_object_get(j, "enabled")));
     assert_null(json_object_get(j, "secret"));
     json_decref(j);
@@ -978,14 +1006,17 @@ static void test_routes_webhooks(void **state)
 
     /* bad input names its field */
     expect_error(call(1, ROLE_OPERATOR, "POST", "/api/webhooks",
-                      "{\"name\":\"x\",\"url\":\"ftp://example.com/\"}"), 400, "url");
+                      "{\"name\":\"x\",\"url\":\"ftp://example.com/\"}"),
+                 400, "url");
     expect_error(call(1, ROLE_OPERATOR, "POST", "/api/webhooks",
-                      "{\"name\":\"x\",\"url\":\"example.com/hook\"}"), 400, "url");
+                      "{\"name\":\"x\",\"url\":\"example.com/hook\"}"),
+                 400, "url");
+    expect_error(
+        call(1, ROLE_OPERATOR, "POST", "/api/webhooks", "{\"name\":\"x\",\"url\":\"http://a b/\"}"),
+        400, "url");
     expect_error(call(1, ROLE_OPERATOR, "POST", "/api/webhooks",
-                      "{\"name\":\"x\",\"url\":\"http://a b/\"}"), 400, "url");
-    expect_error(call(1, ROLE_OPERATOR, "POST", "/api/webhooks",
-                      "{\"name\":\"x\",\"url\":\"http://h/\",\"secret\":\"short\"}"), 400,
-                 "secret");
+                      "{\"name\":\"x\",\"url\":\"http://h/\",\"secret\":\"short\"}"),
+                 400, "secret");
     expect_error(call(1, ROLE_OPERATOR, "POST", "/api/webhooks", "{\"url\":\"http://h/\"}"), 400,
                  "name");
     char big[2200];
@@ -1000,8 +1031,8 @@ static void test_routes_webhooks(void **state)
     exec("INSERT INTO alerts(id, org_id, type, time, created_at) VALUES(1, 1, 'tamper', 0, 0)");
     for (int i = 0; i < 5; i++)
         exec("INSERT INTO webhook_deliveries(alert_id, webhook_id, state, next_attempt_at,"
-             " created_at) VALUES(1, %lld, '%s', 1767225600000, 1767225600000)", (long long)id,
-             i == 4 ? "pending" : "failed");
+             " created_at) VALUES(1, %lld, '%s', 1767225600000, 1767225600000)",
+             (long long)id, i == 4 ? "pending" : "failed");
     snprintf(path, sizeof path, "/api/webhooks/%lld/deliveries?limit=3", (long long)id);
     j = expect(call(1, ROLE_OPERATOR, "GET", path, NULL), 200, NULL);
     json_t *list = json_object_get(j, "deliveries");
@@ -1070,14 +1101,15 @@ static void test_routes_rules_and_alerts(void **state)
     assert_non_null(strstr(json_string_value(json_object_get(a.json, "error")), "bogus"));
     json_decref(a.json);
     assert_int_equal(scalar("SELECT count(*) FROM alert_rules"), 0);
-    expect_error(call(1, ROLE_VIEWER, "POST", url, "{\"name\":\"r\",\"types\":[\"tamper\"]}"),
-                 403, NULL);
+    expect_error(call(1, ROLE_VIEWER, "POST", url, "{\"name\":\"r\",\"types\":[\"tamper\"]}"), 403,
+                 NULL);
 
     json_t *j = expect(call(1, ROLE_OPERATOR, "POST", url,
                             "{\"name\":\"seals\",\"types\":[\"tamper\",\"low_battery\",\"tamper\"],"
-                            "\"group_name\":\"g1\",\"webhook_id\":5}"), 201, NULL);
+                            "\"group_name\":\"g1\",\"webhook_id\":5}"),
+                       201, NULL);
     int64_t id = json_integer_value(json_object_get(j, "id"));
-    assert_int_equal(json_array_size(json_object_get(j, "types")), 2); /* no repeats */
+    assert_int_equal(json_array_size(json_object_get(j, "types")), 2);           /* no repeats */
     assert_int_equal(json_integer_value(json_object_get(j, "battery_pct")), 20); /* default */
     assert_true(json_is_true(json_object_get(j, "stream")));
     assert_true(json_is_true(json_object_get(j, "enabled")));
@@ -1091,7 +1123,8 @@ static void test_routes_rules_and_alerts(void **state)
     snprintf(path, sizeof path, "/api/alert-rules/%lld", (long long)id);
     j = expect(call(1, ROLE_OPERATOR, "PATCH", path,
                     "{\"types\":[\"overspeed\"],\"speed_kmh\":90.5,\"device_id\":1,"
-                    "\"stream\":false}"), 200, NULL);
+                    "\"stream\":false}"),
+               200, NULL);
     assert_true(json_is_null(json_object_get(j, "group_name")));
     assert_int_equal(json_integer_value(json_object_get(j, "device_id")), 1);
     assert_true(json_is_null(json_object_get(j, "battery_pct")));
@@ -1099,8 +1132,7 @@ static void test_routes_rules_and_alerts(void **state)
     assert_true(json_is_false(json_object_get(j, "stream")));
     assert_string_equal(json_string_value(json_object_get(j, "name")), "seals");
     json_decref(j);
-    expect_error(call(1, ROLE_OPERATOR, "PATCH", path, "{\"battery_pct\":10}"), 400,
-                 "battery_pct");
+    expect_error(call(1, ROLE_OPERATOR, "PATCH", path, "{\"battery_pct\":10}"), 400, "battery_pct");
     expect_error(call(1, ROLE_OPERATOR, "PATCH", path, "{\"speed_kmh\":null}"), 400, "speed_kmh");
     expect_error(call(2, ROLE_OPERATOR, "PATCH", path, "{\"name\":\"x\"}"), 404, NULL);
     j = expect(call(1, ROLE_VIEWER, "GET", "/api/alert-rules", NULL), 200, NULL);
@@ -1121,7 +1153,8 @@ static void test_routes_rules_and_alerts(void **state)
     alerts_free(al);
     exec("INSERT INTO alerts(org_id, rule_id, device_id, type, time, created_at, detail) VALUES"
          " (1, NULL, 2, 'tamper', %d, 0, '{}'), (1, NULL, 1, 'tamper', %d, 0, NULL),"
-         " (2, NULL, 3, 'tamper', %d, 0, NULL)", T0 - 86400, T0 + 60, T0);
+         " (2, NULL, 3, 'tamper', %d, 0, NULL)",
+         T0 - 86400, T0 + 60, T0);
 
     /* alerts, newest first, filtered and paged */
     j = expect(call(1, ROLE_VIEWER, "GET", "/api/alerts", NULL), 200, NULL);
