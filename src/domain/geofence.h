@@ -28,7 +28,7 @@
 /** A fence read from the database; owns its points. */
 struct geofence_def {
     int64_t id, org_id;
-    char name[128];
+    char name[129];          /* the API allows 128 bytes */
     char kind[16];           /* allowed, forbidden, control_point */
     int dwell_s;
     struct geo_fence geo;    /* geo.pts points into pts */

@@ -84,7 +84,7 @@ static const char *const migrations[] = {
      * templates. Server-computed events carry source 'server' and JSON detail. */
     "ALTER TABLE events ADD COLUMN detail TEXT;"
     "CREATE TABLE geofences ("
-    "  id INTEGER PRIMARY KEY,"
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"  /* events keep fence ids: never reused */
     "  org_id INTEGER NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,"
     "  name TEXT NOT NULL,"
     "  kind TEXT NOT NULL CHECK (kind IN ('allowed', 'forbidden', 'control_point')),"
