@@ -287,7 +287,7 @@ int seal_on_event(struct seal_engine *s, const struct domain_event *e, domain_ev
     if (state == STATE_UNSEALED && d->shipment_id) {
         int zones;
         bool inside;
-        char zone[128] = "";
+        char zone[sizeof ((struct geofence_def *)0)->name] = "";
         if (unlock_zone_check(s, e, &zones, &inside, zone, sizeof zone))
             return ST_EIO;
         if (zones) {
