@@ -61,3 +61,10 @@ void buf_free(struct buf *b)
     b->data = NULL;
     b->len = b->cap = 0;
 }
+
+const char *buf_cstr(struct buf *b)
+{
+    buf_reserve(b, 1);
+    b->data[b->len] = '\0';
+    return (const char *)b->data;
+}

@@ -574,7 +574,7 @@ static int event_store(struct geofence_engine *g, const struct fix_note *n, cons
         .source = "server",
         .granted = -1,
         .reason = f ? f->def.kind : NULL,
-        .detail = (const char *)g->json.data,
+        .detail = buf_cstr(&g->json),
         .late = late,
     };
     return fn ? fn(arg, &de) : 0;

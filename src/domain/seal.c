@@ -310,6 +310,7 @@ int seal_on_event(struct seal_engine *s, const struct domain_event *e, domain_ev
         }
     }
     jsonw_obj_end(&w);
+    const char *detail = buf_cstr(&s->json);
     if (d->shipment_id) {
         struct custody_fact f = {
             .shipment_id = d->shipment_id,
@@ -322,7 +323,7 @@ int seal_on_event(struct seal_engine *s, const struct domain_event *e, domain_ev
             .has_pos = e->has_pos,
             .lat = e->lat,
             .lon = e->lon,
-            .detail = (const char *)s->json.data,
+            .detail = detail,
         };
         int rc = custody_append(s->db, &f, st_now_ms(), NULL);
         if (rc == ST_EIO)
@@ -333,11 +334,9 @@ int seal_on_event(struct seal_engine *s, const struct domain_event *e, domain_ev
                    st_log_text(e->device_uid, dev), (long long)d->shipment_id, st_strerror(rc));
         }
     }
-    if (outside && derive(e, "unlock_outside_zone", "outside_authorised_zones",
-                          (const char *)s->json.data, fn, arg))
+    if (outside && derive(e, "unlock_outside_zone", "outside_authorised_zones", detail, fn, arg))
         return ST_EIO;
-    if (unknown_card &&
-        derive(e, "unknown_card", "card_not_authorised", (const char *)s->json.data, fn, arg))
+    if (unknown_card && derive(e, "unknown_card", "card_not_authorised", detail, fn, arg))
         return ST_EIO;
     return 0;
 }
