@@ -28,12 +28,13 @@
 static const char *const alert_types[] = {DOMAIN_TYPES};
 #define N_ALERT_TYPES (sizeof alert_types / sizeof alert_types[0])
 
-static bool type_known(const char *s)
+/* The index of type name s in alert_types, -1 when unknown. */
+static int type_index(const char *s)
 {
     for (size_t i = 0; i < N_ALERT_TYPES; i++)
         if (strcmp(alert_types[i], s) == 0)
-            return true;
-    return false;
+            return (int)i;
+    return -1;
 }
 
 /* Does a query on the caller's organisation find a row (id or text key)? -1 on a database
@@ -395,10 +396,12 @@ static int rule_types(struct api_call *c, struct rule_in *in, uint32_t *bits)
     json_array_foreach(arr, i, v)
     {
         const char *s = json_string_value(v);
-        size_t k = 0;
-        while (s && k < N_ALERT_TYPES && strcmp(alert_types[k], s) != 0)
-            k++;
-        if (!s || k == N_ALERT_TYPES) {
+        if (!s) {
+            api_error(c, 400, "types", "must be an array of alert type names");
+            return -1;
+        }
+        int k = type_index(s);
+        if (k < 0) {
             char safe[ST_LOG_TEXT_MAX];
             api_error(c, 400, "types", "unknown alert type \"%s\"", st_log_text(s, safe));
             return -1;
@@ -415,10 +418,7 @@ static int rule_types(struct api_call *c, struct rule_in *in, uint32_t *bits)
 
 static bool has_type(uint32_t bits, const char *name)
 {
-    for (size_t k = 0; k < N_ALERT_TYPES; k++)
-        if (strcmp(alert_types[k], name) == 0)
-            return bits & 1u << k;
-    return false;
+    return bits & 1u << type_index(name); /* name: one of ours */
 }
 
 /* A threshold field follows its type: required with it (unless it has a default), refused
@@ -727,7 +727,7 @@ void api_alerts_list(struct api_call *c)
         api_query_int(c, "before_id", 1, INT64_MAX, 0, &before) ||
         api_query_int(c, "limit", 1, PAGE_MAX, PAGE_DEFAULT, &limit))
         return;
-    if (has_type && !type_known(type)) {
+    if (has_type && type_index(type) < 0) {
         api_error(c, 400, "type", "unknown alert type");
         return;
     }

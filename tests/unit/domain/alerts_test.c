@@ -1088,6 +1088,17 @@ static void test_routes_rules_and_alerts(void **state)
         {"{\"name\":\"r\",\"types\":[\"tamper\"],\"shipment_id\":99}", "shipment_id"},
         {"{\"name\":\"r\",\"types\":[\"tamper\"],\"webhook_id\":6}", "webhook_id"},
         {"{\"name\":\"r\",\"types\":[\"tamper\"],\"colour\":\"red\"}", "colour"},
+        {"{\"name\":5,\"types\":[\"tamper\"]}", "name"},
+        {"{\"name\":\"r\",\"types\":[1]}", "types"},
+        {"{\"name\":\"r\",\"types\":[\"tamper\"],\"stream\":1}", "stream"},
+        {"{\"name\":\"r\",\"types\":[\"tamper\"],\"enabled\":null}", "enabled"},
+        {"{\"name\":\"r\",\"types\":[\"tamper\"],\"device_id\":\"1\"}", "device_id"},
+        {"{\"name\":\"r\",\"types\":[\"tamper\"],\"group_name\":7}", "group_name"},
+        {"{\"name\":\"r\",\"types\":[\"tamper\"],\"webhook_id\":-1}", "webhook_id"},
+        {"{\"name\":\"r\",\"types\":[\"low_battery\"],\"battery_pct\":50.5}", "battery_pct"},
+        {"{\"name\":\"r\",\"types\":[\"overspeed\"],\"speed_kmh\":0}", "speed_kmh"},
+        {"{\"name\":\"r\",\"types\":[\"device_offline\"],\"offline_minutes\":10081}",
+         "offline_minutes"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         struct answer a = call(1, ROLE_OPERATOR, "POST", url, bad[i].body);
@@ -1135,6 +1146,11 @@ static void test_routes_rules_and_alerts(void **state)
     expect_error(call(1, ROLE_OPERATOR, "PATCH", path, "{\"battery_pct\":10}"), 400, "battery_pct");
     expect_error(call(1, ROLE_OPERATOR, "PATCH", path, "{\"speed_kmh\":null}"), 400, "speed_kmh");
     expect_error(call(2, ROLE_OPERATOR, "PATCH", path, "{\"name\":\"x\"}"), 404, NULL);
+    expect_error(call(1, ROLE_OPERATOR, "PATCH", path, "{\"name\":"), 400, NULL);
+    expect_error(call(1, ROLE_OPERATOR, "PATCH", path, "{\"device_id\":1,\"shipment_id\":7}"), 400,
+                 "device_id");
+    expect_error(call(1, ROLE_OPERATOR, "PATCH", "/api/alert-rules/999", "{\"name\":\"x\"}"), 404,
+                 NULL);
     j = expect(call(1, ROLE_VIEWER, "GET", "/api/alert-rules", NULL), 200, NULL);
     assert_int_equal(json_array_size(json_object_get(j, "alert_rules")), 1);
     json_decref(j);
