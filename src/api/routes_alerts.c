@@ -411,8 +411,6 @@ static int rule_types(struct api_call *c, struct rule_in *in, uint32_t *bits)
         *bits |= 1u << k;
     }
     jsonw_arr_end(&w);
-    buf_append(&in->types, "", 1);
-    in->types.len--;
     return 0;
 }
 

@@ -260,8 +260,8 @@ static bool scope_matches(const struct rule *r, const struct domain_event *e)
 /* ---- storing an alert ------------------------------------------------------- */
 
 /* The alert's detail object: the fact's own fields, then the members of e->detail that do
- * not repeat one of them. NUL-terminated in out. */
-static void detail_build(const struct domain_event *e, struct buf *out)
+ * not repeat one of them. Written into out; returns its text. */
+static const char *detail_build(const struct domain_event *e, struct buf *out)
 {
     static const char *const own[] = {"source", "card",      "reason",
                                       "late",   "speed_kmh", "battery_pct"};
@@ -310,8 +310,7 @@ static void detail_build(const struct domain_event *e, struct buf *out)
     }
     json_decref(extra);
     jsonw_obj_end(&w);
-    buf_append(out, "", 1);
-    out->len--;
+    return buf_cstr(out);
 }
 
 static void bind_id(sqlite3_stmt *st, int i, int64_t v)
@@ -373,7 +372,7 @@ static int fire(struct alerts *a, const struct rule *r, const struct domain_even
                 struct buf *detail, struct buf *live)
 {
     int64_t now_ms = st_now_ms();
-    detail_build(e, detail);
+    const char *text = detail_build(e, detail);
     sqlite3_stmt *st = a->ins_alert;
     sqlite3_bind_int64(st, 1, e->org_id);
     sqlite3_bind_int64(st, 2, r->id);
@@ -391,7 +390,7 @@ static int fire(struct alerts *a, const struct rule *r, const struct domain_even
         sqlite3_bind_null(st, 10);
         sqlite3_bind_null(st, 11);
     }
-    sqlite3_bind_text(st, 12, (const char *)detail->data, (int)detail->len, SQLITE_STATIC);
+    sqlite3_bind_text(st, 12, text, (int)detail->len, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
@@ -410,7 +409,7 @@ static int fire(struct alerts *a, const struct rule *r, const struct domain_even
             goto fail;
     }
     if (r->stream && live)
-        stream_render(r, e, alert_id, (const char *)detail->data, live);
+        stream_render(r, e, alert_id, text, live);
     return 0;
 fail:
     st_log(ST_LOG_ERROR,
