@@ -27,6 +27,9 @@ fi
 # Geofence index on one core: 10,000 fences regional and city-dense, queries vs a scan, and
 # geo_validate on 2,000-vertex polygons.
 "$build/geofence_bench"
+# Geofence evaluation as the writer runs it (real SQLite, batches of 1,000): µs per report
+# with 10,000 fences, regional, city-dense and with late history.
+"$build/geofence_engine_bench" 1000 100
 
 # Memory per idle TCP connection.
 python3 bench/idle_conns.py "$bin" 10000 19000

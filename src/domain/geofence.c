@@ -130,7 +130,6 @@ struct device_geo {
     int64_t mark_time, mark_pos; /* the latest fix evaluated */
     struct fence_state *states;
     size_t n_states, cap_states;
-    bool dirty_mark;
 };
 
 struct fix_note {
@@ -153,7 +152,7 @@ struct geofence_engine {
     size_t n_devs, cap_devs;
     struct fix_note *notes;
     size_t n_notes, cap_notes;
-    sqlite3_stmt *sel_mark, *sel_states, *up_mark, *up_state, *del_state, *ins_event,
+    sqlite3_stmt *sel_mark, *sel_states, *up_state, *del_state, *ins_event,
         *sel_prev, *sel_window, *sel_last_event, *sel_window_events, *del_event;
     struct buf json;
 };
@@ -315,12 +314,12 @@ int geofence_engine_open(sqlite3 *db, struct geofence_engine **out)
              "SELECT id, fence_id, type, position_id%s"
              " AND (time > ?2 OR (time = ?2 AND position_id > ?3))",
              events_window);
-    if (prepare(g, &g->sel_mark, "SELECT fix_time, position_id FROM geofence_watermark WHERE device_id = ?1") ||
+    /* the watermark is the device's latest position, which the store keeps anyway */
+    if (prepare(g, &g->sel_mark,
+                "SELECT fix_time, position_id FROM device_state WHERE device_id = ?1"
+                " AND position_id IS NOT NULL") ||
         prepare(g, &g->sel_states,
                 "SELECT fence_id, inside, since, reported FROM geofence_state WHERE device_id = ?1") ||
-        prepare(g, &g->up_mark,
-                "INSERT INTO geofence_watermark(device_id, fix_time, position_id) VALUES(?1, ?2, ?3)"
-                " ON CONFLICT(device_id) DO UPDATE SET fix_time = ?2, position_id = ?3") ||
         prepare(g, &g->up_state,
                 "INSERT INTO geofence_state(device_id, fence_id, inside, since, reported)"
                 " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(device_id, fence_id) DO UPDATE SET"
@@ -350,7 +349,7 @@ void geofence_engine_free(struct geofence_engine *g)
 {
     if (!g)
         return;
-    sqlite3_stmt *all[] = {g->sel_mark, g->sel_states, g->up_mark, g->up_state, g->del_state,
+    sqlite3_stmt *all[] = {g->sel_mark, g->sel_states, g->up_state, g->del_state,
                            g->ins_event, g->sel_prev, g->sel_window, g->sel_last_event,
                            g->sel_window_events, g->del_event};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
@@ -605,7 +604,7 @@ static int evaluate_in_order(struct geofence_engine *g, struct device_geo *d,
     }
     d->mark_time = notes[n - 1].fix_time;
     d->mark_pos = notes[n - 1].pos_id;
-    d->has_mark = d->dirty_mark = true;
+    d->has_mark = true;
     return 0;
 }
 
@@ -826,7 +825,7 @@ static int evaluate_replay(struct geofence_engine *g, struct device_geo *d, cons
     }
     d->mark_time = win[n_win - 1].time;
     d->mark_pos = win[n_win - 1].pos_id;
-    d->has_mark = d->dirty_mark = true;
+    d->has_mark = true;
     rc = 0;
     goto out;
 out_reset:
@@ -840,7 +839,7 @@ out:
     return rc;
 }
 
-/* Write the device's changed states (rows only while inside or reported) and watermark. */
+/* Write the device's changed states (rows only while inside or reported). */
 static int device_flush(struct geofence_engine *g, struct device_geo *d)
 {
     size_t keep = 0;
@@ -864,14 +863,6 @@ static int device_flush(struct geofence_engine *g, struct device_geo *d)
             d->states[keep++] = *s;
     }
     d->n_states = keep;
-    if (d->dirty_mark) {
-        sqlite3_bind_int64(g->up_mark, 1, d->device_id);
-        sqlite3_bind_int64(g->up_mark, 2, d->mark_time);
-        sqlite3_bind_int64(g->up_mark, 3, d->mark_pos);
-        if (step_done(g, g->up_mark))
-            return ST_EIO;
-        d->dirty_mark = false;
-    }
     return 0;
 }
 

@@ -106,9 +106,6 @@ static const char *const migrations[] = {
     "  fence_id INTEGER NOT NULL REFERENCES geofences(id) ON DELETE CASCADE,"
     "  inside INTEGER NOT NULL, since INTEGER NOT NULL, reported INTEGER NOT NULL,"
     "  PRIMARY KEY (device_id, fence_id)) WITHOUT ROWID;"
-    "CREATE TABLE geofence_watermark ("    /* the latest fix evaluated per device */
-    "  device_id INTEGER PRIMARY KEY REFERENCES devices(id) ON DELETE CASCADE,"
-    "  fix_time INTEGER NOT NULL, position_id INTEGER NOT NULL);"
     "CREATE TABLE seal_state ("
     "  device_id INTEGER PRIMARY KEY REFERENCES devices(id) ON DELETE CASCADE,"
     "  state TEXT NOT NULL CHECK (state IN ('sealed', 'unsealed', 'violated')),"
