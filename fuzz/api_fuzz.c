@@ -73,6 +73,19 @@ static const char seed_sql[] =
     " CAST(strftime('%s','now') AS INTEGER), 1, 52.5, 13.4, 40, 90, 80, 'locked');"
     "INSERT INTO api_tokens(user_id, name, prefix, hash, created_at) VALUES"
     " (3, 'ci', 'abcd', x'00', 1700000000), (1, 'root', 'efgh', x'01', 1700000000);"
+    /* seal operations: a fence, a shipment with its custody head, a webhook, a rule, a command */
+    "INSERT INTO geofences(id, org_id, name, kind, shape, points, radius_m, dwell_s, created_at,"
+    " updated_at) VALUES(1, 2, 'depot', 'allowed', 'circle', '[[52.5, 13.4]]', 500, 0, 1700000000,"
+    " 1700000000);"
+    "INSERT INTO shipments(id, org_id, reference, device_id, status, created_at) VALUES"
+    " (1, 2, 'PO-1', 2, 'open', 1700000000);"
+    "INSERT INTO shipment_unlock_zones(shipment_id, fence_id) VALUES(1, 1);"
+    "INSERT INTO webhooks(id, org_id, name, url, secret, created_at) VALUES"
+    " (1, 2, 'ops', 'http://127.0.0.1:9/hook', 'secret-secret-secret', 1700000000);"
+    "INSERT INTO alert_rules(id, org_id, name, types, webhook_id, created_at) VALUES"
+    " (1, 2, 'tamper', '[\"tamper\"]', 1, 1700000000);"
+    "INSERT INTO commands(org_id, device_id, type, params, state, created_at, expires_at) VALUES"
+    " (2, 2, 'reboot', '{}', 'queued', 1700000000, 1800000000);"
     "DROP TABLE t;";
 
 static void fail(const char *what, const struct api_call *c)

@@ -138,6 +138,24 @@ def main():
     st, js = api.post("/api/shipments", {"reference": "PO-3", "device_id": ids[DEV1]})
     check(st == 409, "a second open shipment for one seal: want 409, got %s %s" % (st, js))
 
+    # ---- the live stream: alerts arrive there too ----
+    stream_alerts = []
+
+    def listen():
+        import http.client
+        conn = http.client.HTTPConnection("127.0.0.1", hp, timeout=60)
+        conn.request("GET", "/api/stream", headers={"Cookie": "st_session=" + api.cookie})
+        r = conn.getresponse()
+        event = None
+        for raw in r:
+            line = raw.decode().rstrip("\n")
+            if line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: ") and event == "alert":
+                stream_alerts.append(json.loads(line[6:]))
+    threading.Thread(target=listen, daemon=True).start()
+    time.sleep(0.3)
+
     # ---- the journey: sealed (auto-lock) at the depot, through the border, to the port ----
     sim(srv, DEV1, "--events", "0:lock")
     sim(srv, DEV2, "--events", "0:lock", "--late", "5-14")
@@ -162,6 +180,10 @@ def main():
 
     st, seal = api.get("/api/devices/%d/seal" % ids[DEV1])
     check(st == 200 and seal["state"] == "sealed", "seal state after the auto-lock: %s %s" % (st, seal))
+
+    wait_for("alerts on the live stream", lambda: len(stream_alerts) >= 12, 10)
+    check(all(a.get("rule", {}).get("name") and a.get("device_id") in ids.values() for a in stream_alerts),
+          "stream alerts name their rule and device: %s" % stream_alerts[:2])
 
     # ---- webhooks: the healthy receiver gets signed alerts while the dead one is retried ----
     wait_for("signed alerts at the healthy webhook", lambda: len(Receiver.got) >= 6, 15)
