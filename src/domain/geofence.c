@@ -249,7 +249,8 @@ static int fences_load(struct geofence_engine *g)
     struct geo_fence *geos = st_calloc(g->n_fences ? g->n_fences : 1, sizeof *geos);
     for (size_t i = 0; i < g->n_fences; i++) {
         struct fence_entry *f = &g->fences[i];
-        qsort(f->devices, f->n_devices, sizeof *f->devices, cmp_i64);
+        if (f->n_devices)
+            qsort(f->devices, f->n_devices, sizeof *f->devices, cmp_i64);
         geos[i] = f->def.geo;
     }
     g->ix = geo_index_build(geos, g->n_fences);

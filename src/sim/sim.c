@@ -1117,7 +1117,8 @@ int sim_run(const struct sim_opts *o)
     int failed = 0;
     for (int i = 0; i < o->devices; i++)
         failed += s.devs[i].failed;
-    qsort(s.lat, s.n_lat, sizeof *s.lat, cmp_u64);
+    if (s.n_lat)
+        qsort(s.lat, s.n_lat, sizeof *s.lat, cmp_u64);
     print_summary(&s, elapsed, failed);
     rc = failed || s.missing || s.wrong ? 1 : 0;
 out:
