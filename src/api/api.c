@@ -413,6 +413,93 @@ int api_step_write(struct api_call *c, sqlite3_stmt *st, const char *conflict_fi
     return -1;
 }
 
+void api_answer_row(struct api_call *c, sqlite3_stmt *st, int status, api_row_fn *fn, void *arg,
+                    const char *not_found)
+{
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        struct jsonw w;
+        api_json_begin(c, status, &w);
+        fn(c, &w, st, arg);
+    } else if (rc == SQLITE_DONE) {
+        api_error(c, 404, NULL, "%s", not_found);
+    } else {
+        api_db_error(c);
+    }
+    sqlite3_finalize(st);
+}
+
+void api_answer_page(struct api_call *c, sqlite3_stmt *st, const char *key, int64_t limit,
+                     api_row_fn *fn, void *arg)
+{
+    struct jsonw w;
+    api_json_begin(c, 200, &w);
+    jsonw_obj_begin(&w);
+    jsonw_key(&w, key);
+    jsonw_arr_begin(&w);
+    int64_t n = 0, last = 0, next = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n++ == limit) {
+            next = last;
+            break;
+        }
+        last = sqlite3_column_int64(st, 0);
+        fn(c, &w, st, arg);
+    }
+    jsonw_arr_end(&w);
+    jsonw_key(&w, "next");
+    if (next) {
+        jsonw_int(&w, next);
+        api_header(c, "X-Next-Cursor: %" PRId64, next);
+    } else
+        jsonw_null(&w);
+    jsonw_obj_end(&w);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        api_db_error(c);
+    sqlite3_finalize(st);
+}
+
+int api_user_name(struct api_call *c, char *out, size_t cap)
+{
+    sqlite3_stmt *st;
+    if (api_prepare(c, "SELECT name FROM users WHERE id = ?1", &st))
+        return -1;
+    sqlite3_bind_int64(st, 1, c->who.user_id);
+    out[0] = '\0';
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        snprintf(out, cap, "%s", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        api_db_error(c);
+        return -1;
+    }
+    return 0;
+}
+
+bool api_begin(struct api_call *c)
+{
+    if (sqlite3_exec(c->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK)
+        return true;
+    api_db_error(c);
+    return false;
+}
+
+bool api_commit(struct api_call *c)
+{
+    if (sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
+        return true;
+    api_db_error(c);
+    api_rollback(c);
+    return false;
+}
+
+void api_rollback(struct api_call *c)
+{
+    sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
 void api_col_str(struct jsonw *w, const char *key, sqlite3_stmt *st, int col)
 {
     jsonw_key(w, key);
@@ -448,6 +535,15 @@ void api_col_bool(struct jsonw *w, const char *key, sqlite3_stmt *st, int col)
         jsonw_null(w);
     else
         jsonw_bool(w, sqlite3_column_int(st, col) != 0);
+}
+
+void api_col_json(struct jsonw *w, const char *key, sqlite3_stmt *st, int col)
+{
+    jsonw_key(w, key);
+    if (sqlite3_column_type(st, col) == SQLITE_NULL)
+        jsonw_null(w);
+    else
+        jsonw_raw(w, (const char *)sqlite3_column_text(st, col));
 }
 
 void api_col_time(struct jsonw *w, const char *key, sqlite3_stmt *st, int col, int64_t divisor)

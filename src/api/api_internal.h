@@ -107,6 +107,28 @@ void api_col_int(struct jsonw *w, const char *key, sqlite3_stmt *st, int col);
 void api_col_num(struct jsonw *w, const char *key, sqlite3_stmt *st, int col, int decimals);
 void api_col_time(struct jsonw *w, const char *key, sqlite3_stmt *st, int col, int64_t divisor);
 void api_col_bool(struct jsonw *w, const char *key, sqlite3_stmt *st, int col);
+/** A column holding JSON text, written as is (null when NULL). */
+void api_col_json(struct jsonw *w, const char *key, sqlite3_stmt *st, int col);
+
+/** Writes one row of st as a JSON value (arg: the caller's). */
+typedef void api_row_fn(struct api_call *c, struct jsonw *w, sqlite3_stmt *st, void *arg);
+/** Answer with the first row of st (bound, not stepped) written by fn with `status`; 404
+ *  `not_found` when there is none; the database error otherwise. Finalizes st. */
+void api_answer_row(struct api_call *c, sqlite3_stmt *st, int status, api_row_fn *fn, void *arg,
+                    const char *not_found);
+/** Answer a page: st (bound, LIMIT limit + 1, ordered by the id in column 0) as
+ *  {"<key>":[rows by fn],"next":id|null}; the next page's cursor (the last id written) also in
+ *  an X-Next-Cursor header. Finalizes st. */
+void api_answer_page(struct api_call *c, sqlite3_stmt *st, const char *key, int64_t limit,
+                     api_row_fn *fn, void *arg);
+/** The caller's user name into out ("" when the user is gone); 0, or -1 answered. */
+int api_user_name(struct api_call *c, char *out, size_t cap);
+/** BEGIN IMMEDIATE; false when answered (busy: 503). */
+bool api_begin(struct api_call *c);
+/** COMMIT; false when answered (rolled back). */
+bool api_commit(struct api_call *c);
+/** ROLLBACK of a failed write (the answer was given). */
+void api_rollback(struct api_call *c);
 
 /** True when the device row `id` exists and the caller may see it (else 404 answered). */
 bool api_device_visible(struct api_call *c, int64_t id, char *uid, size_t uid_cap);

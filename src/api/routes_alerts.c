@@ -62,8 +62,11 @@ static int org_has(struct api_call *c, const char *sql, int64_t id, const char *
 #define WEBHOOK_COLUMNS "id, name, url, enabled, created_at"
 static const char *const webhook_keys[] = {"name", "url", "secret", "enabled", NULL};
 
-static void webhook_json(struct jsonw *w, sqlite3_stmt *st, const char *secret)
+/* A webhook; arg: the secret, shown only in the answer to its creation (else NULL). */
+static void webhook_json(struct api_call *c, struct jsonw *w, sqlite3_stmt *st, void *arg)
 {
+    (void)c;
+    const char *secret = arg;
     jsonw_obj_begin(w);
     api_col_int(w, "id", st, 0);
     api_col_str(w, "name", st, 1);
@@ -85,13 +88,7 @@ static void answer_webhook(struct api_call *c, int64_t id, int status, const cha
         return;
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_int64(st, 2, c->who.org_id);
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        struct jsonw w;
-        api_json_begin(c, status, &w);
-        webhook_json(&w, st, secret);
-    } else
-        api_error(c, 404, NULL, "no such webhook");
-    sqlite3_finalize(st);
+    api_answer_row(c, st, status, webhook_json, (void *)secret, "no such webhook");
 }
 
 /* An absolute http or https URL with a host, printable ASCII only (libcurl parses it as
@@ -184,19 +181,7 @@ void api_webhooks_list(struct api_call *c)
                     &st))
         return;
     sqlite3_bind_int64(st, 1, c->who.org_id);
-    struct jsonw w;
-    api_json_begin(c, 200, &w);
-    jsonw_obj_begin(&w);
-    jsonw_key(&w, "webhooks");
-    jsonw_arr_begin(&w);
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        webhook_json(&w, st, NULL);
-    jsonw_arr_end(&w);
-    jsonw_obj_end(&w);
-    if (rc != SQLITE_DONE)
-        api_db_error(c);
-    sqlite3_finalize(st);
+    api_answer_page(c, st, "webhooks", INT64_MAX, webhook_json, NULL);
 }
 
 void api_webhooks_get(struct api_call *c)
@@ -254,6 +239,29 @@ void api_webhooks_delete(struct api_call *c)
     api_no_content(c);
 }
 
+static void delivery_json(struct api_call *c, struct jsonw *w, sqlite3_stmt *st, void *arg)
+{
+    (void)c;
+    (void)arg;
+    bool pending = strcmp((const char *)sqlite3_column_text(st, 2), "pending") == 0;
+    jsonw_obj_begin(w);
+    api_col_int(w, "id", st, 0);
+    api_col_int(w, "alert_id", st, 1);
+    api_col_str(w, "state", st, 2);
+    api_col_int(w, "attempts", st, 3);
+    api_col_int(w, "last_status", st, 4);
+    api_col_str(w, "last_error", st, 5);
+    if (pending)
+        api_col_time(w, "next_attempt_at", st, 6, 1000);
+    else {
+        jsonw_key(w, "next_attempt_at");
+        jsonw_null(w);
+    }
+    api_col_time(w, "created_at", st, 7, 1000);
+    api_col_time(w, "delivered_at", st, 8, 1000);
+    jsonw_obj_end(w);
+}
+
 void api_webhook_deliveries(struct api_call *c)
 {
     int64_t before, limit;
@@ -276,47 +284,7 @@ void api_webhook_deliveries(struct api_call *c)
     sqlite3_bind_int64(st, 1, c->id);
     sqlite3_bind_int64(st, 2, before ? before : INT64_MAX);
     sqlite3_bind_int64(st, 3, limit + 1);
-    struct jsonw w;
-    api_json_begin(c, 200, &w);
-    jsonw_obj_begin(&w);
-    jsonw_key(&w, "deliveries");
-    jsonw_arr_begin(&w);
-    int64_t n = 0, last = 0, next = 0;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n++ == limit) {
-            next = last;
-            break;
-        }
-        last = sqlite3_column_int64(st, 0);
-        bool pending = strcmp((const char *)sqlite3_column_text(st, 2), "pending") == 0;
-        jsonw_obj_begin(&w);
-        api_col_int(&w, "id", st, 0);
-        api_col_int(&w, "alert_id", st, 1);
-        api_col_str(&w, "state", st, 2);
-        api_col_int(&w, "attempts", st, 3);
-        api_col_int(&w, "last_status", st, 4);
-        api_col_str(&w, "last_error", st, 5);
-        if (pending)
-            api_col_time(&w, "next_attempt_at", st, 6, 1000);
-        else {
-            jsonw_key(&w, "next_attempt_at");
-            jsonw_null(&w);
-        }
-        api_col_time(&w, "created_at", st, 7, 1000);
-        api_col_time(&w, "delivered_at", st, 8, 1000);
-        jsonw_obj_end(&w);
-    }
-    jsonw_arr_end(&w);
-    jsonw_key(&w, "next");
-    if (next)
-        jsonw_int(&w, next);
-    else
-        jsonw_null(&w);
-    jsonw_obj_end(&w);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        api_db_error(c);
-    sqlite3_finalize(st);
+    api_answer_page(c, st, "deliveries", limit, delivery_json, NULL);
 }
 
 /* ---- alert rules ------------------------------------------------------------ */
@@ -339,8 +307,10 @@ struct rule_in {
     int64_t battery_pct;     /* < 0 none */
 };
 
-static void rule_json(struct jsonw *w, sqlite3_stmt *st)
+static void rule_json(struct api_call *c, struct jsonw *w, sqlite3_stmt *st, void *arg)
 {
+    (void)c;
+    (void)arg;
     jsonw_obj_begin(w);
     api_col_int(w, "id", st, 0);
     api_col_str(w, "name", st, 1);
@@ -369,13 +339,7 @@ static void answer_rule(struct api_call *c, int64_t id, int status)
         return;
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_int64(st, 2, c->who.org_id);
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        struct jsonw w;
-        api_json_begin(c, status, &w);
-        rule_json(&w, st);
-    } else
-        api_error(c, 404, NULL, "no such alert rule");
-    sqlite3_finalize(st);
+    api_answer_row(c, st, status, rule_json, NULL, "no such alert rule");
 }
 
 /* types: a non-empty array of known names, written without repeats into in->types.
@@ -675,19 +639,7 @@ void api_alert_rules_list(struct api_call *c)
                     &st))
         return;
     sqlite3_bind_int64(st, 1, c->who.org_id);
-    struct jsonw w;
-    api_json_begin(c, 200, &w);
-    jsonw_obj_begin(&w);
-    jsonw_key(&w, "alert_rules");
-    jsonw_arr_begin(&w);
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        rule_json(&w, st);
-    jsonw_arr_end(&w);
-    jsonw_obj_end(&w);
-    if (rc != SQLITE_DONE)
-        api_db_error(c);
-    sqlite3_finalize(st);
+    api_answer_page(c, st, "alert_rules", INT64_MAX, rule_json, NULL);
 }
 
 void api_alert_rules_get(struct api_call *c)
@@ -713,6 +665,35 @@ void api_alert_rules_delete(struct api_call *c)
 }
 
 /* ---- alerts ------------------------------------------------------------------------ */
+
+static void alert_json(struct api_call *c, struct jsonw *w, sqlite3_stmt *st, void *arg)
+{
+    (void)c;
+    (void)arg;
+    jsonw_obj_begin(w);
+    api_col_int(w, "id", st, 0);
+    api_col_str(w, "type", st, 1);
+    api_col_time(w, "time", st, 2, 1);
+    api_col_time(w, "created_at", st, 3, 1000);
+    jsonw_key(w, "rule");
+    if (sqlite3_column_type(st, 4) == SQLITE_NULL)
+        jsonw_null(w);
+    else {
+        jsonw_obj_begin(w);
+        api_col_int(w, "id", st, 4);
+        api_col_str(w, "name", st, 5); /* null once the rule is deleted */
+        jsonw_obj_end(w);
+    }
+    api_col_int(w, "device_id", st, 6);
+    api_col_str(w, "uid", st, 7);
+    api_col_int(w, "shipment_id", st, 8);
+    api_col_int(w, "event_id", st, 9);
+    api_col_int(w, "fence_id", st, 10);
+    api_col_num(w, "lat", st, 11, 6);
+    api_col_num(w, "lon", st, 12, 6);
+    api_col_json(w, "detail", st, 13);
+    jsonw_obj_end(w);
+}
 
 void api_alerts_list(struct api_call *c)
 {
@@ -755,55 +736,5 @@ void api_alerts_list(struct api_call *c)
     sqlite3_bind_int64(st, 6, from);
     sqlite3_bind_int64(st, 7, to);
     sqlite3_bind_int64(st, 8, limit + 1);
-    struct jsonw w;
-    api_json_begin(c, 200, &w);
-    jsonw_obj_begin(&w);
-    jsonw_key(&w, "alerts");
-    jsonw_arr_begin(&w);
-    int64_t n = 0, last = 0, next = 0;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n++ == limit) {
-            next = last;
-            break;
-        }
-        last = sqlite3_column_int64(st, 0);
-        jsonw_obj_begin(&w);
-        api_col_int(&w, "id", st, 0);
-        api_col_str(&w, "type", st, 1);
-        api_col_time(&w, "time", st, 2, 1);
-        api_col_time(&w, "created_at", st, 3, 1000);
-        jsonw_key(&w, "rule");
-        if (sqlite3_column_type(st, 4) == SQLITE_NULL)
-            jsonw_null(&w);
-        else {
-            jsonw_obj_begin(&w);
-            api_col_int(&w, "id", st, 4);
-            api_col_str(&w, "name", st, 5); /* null once the rule is deleted */
-            jsonw_obj_end(&w);
-        }
-        api_col_int(&w, "device_id", st, 6);
-        api_col_str(&w, "uid", st, 7);
-        api_col_int(&w, "shipment_id", st, 8);
-        api_col_int(&w, "event_id", st, 9);
-        api_col_int(&w, "fence_id", st, 10);
-        api_col_num(&w, "lat", st, 11, 6);
-        api_col_num(&w, "lon", st, 12, 6);
-        jsonw_key(&w, "detail");
-        if (sqlite3_column_type(st, 13) == SQLITE_NULL)
-            jsonw_null(&w);
-        else
-            jsonw_raw(&w, (const char *)sqlite3_column_text(st, 13));
-        jsonw_obj_end(&w);
-    }
-    jsonw_arr_end(&w);
-    jsonw_key(&w, "next");
-    if (next)
-        jsonw_int(&w, next);
-    else
-        jsonw_null(&w);
-    jsonw_obj_end(&w);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        api_db_error(c);
-    sqlite3_finalize(st);
+    api_answer_page(c, st, "alerts", limit, alert_json, NULL);
 }

@@ -23,17 +23,15 @@
 static const char *const command_states[] = {"queued",  "sent",    "confirmed", "failed",
                                              "expired", "refused", "cancelled", NULL};
 
-static void command_json(struct jsonw *w, sqlite3_stmt *st)
+static void command_json(struct api_call *c, struct jsonw *w, sqlite3_stmt *st, void *arg)
 {
+    (void)c;
+    (void)arg;
     jsonw_obj_begin(w);
     api_col_int(w, "id", st, 0);
     api_col_int(w, "device_id", st, 1);
     api_col_str(w, "type", st, 2);
-    jsonw_key(w, "params");
-    if (sqlite3_column_type(st, 3) == SQLITE_NULL)
-        jsonw_null(w);
-    else
-        jsonw_raw(w, (const char *)sqlite3_column_text(st, 3));
+    api_col_json(w, "params", st, 3);
     api_col_str(w, "state", st, 4);
     api_col_time(w, "created_at", st, 5, 1);
     api_col_time(w, "expires_at", st, 6, 1);
@@ -55,30 +53,7 @@ static void answer_command(struct api_call *c, int64_t id, int status)
         return;
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_int64(st, 2, c->who.org_id);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        struct jsonw w;
-        api_json_begin(c, status, &w);
-        command_json(&w, st);
-    } else if (rc == SQLITE_DONE)
-        api_error(c, 404, NULL, "no such command");
-    else
-        api_db_error(c);
-    sqlite3_finalize(st);
-}
-
-/* The caller's user name, for the custody log ("" when the user is gone). */
-static int user_name(struct api_call *c, char *out, size_t cap)
-{
-    sqlite3_stmt *st;
-    if (api_prepare(c, "SELECT name FROM users WHERE id = ?1", &st))
-        return -1;
-    sqlite3_bind_int64(st, 1, c->who.user_id);
-    out[0] = '\0';
-    if (sqlite3_step(st) == SQLITE_ROW)
-        snprintf(out, cap, "%s", (const char *)sqlite3_column_text(st, 0));
-    sqlite3_finalize(st);
-    return 0;
+    api_answer_row(c, st, status, command_json, NULL, "no such command");
 }
 
 void api_commands_create(struct api_call *c)
@@ -98,7 +73,7 @@ void api_commands_create(struct api_call *c)
         api_field_str(c, "text", TEXT_MAX, false, false, &req.text) ||
         api_field_int(c, "number", 1, INT32_MAX, false, NULL, &number) < 0 ||
         api_field_int(c, "ttl_s", 1, COMMAND_TTL_MAX_S, false, NULL, &req.ttl_s) < 0 ||
-        user_name(c, name, sizeof name))
+        api_user_name(c, name, sizeof name))
         return;
     req.number = (long)number;
     req.user_name = name[0] ? name : NULL;
@@ -163,32 +138,7 @@ void api_commands_list(struct api_call *c)
     if (has_state)
         sqlite3_bind_text(st, 4, state, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 5, limit + 1);
-    struct jsonw w;
-    api_json_begin(c, 200, &w);
-    jsonw_obj_begin(&w);
-    jsonw_key(&w, "commands");
-    jsonw_arr_begin(&w);
-    int64_t n = 0, last = 0, next = 0;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n++ == limit) {
-            next = last;
-            break;
-        }
-        last = sqlite3_column_int64(st, 0);
-        command_json(&w, st);
-    }
-    jsonw_arr_end(&w);
-    jsonw_key(&w, "next");
-    if (next) {
-        jsonw_int(&w, next);
-        api_header(c, "X-Next-Cursor: %" PRId64, next);
-    } else
-        jsonw_null(&w);
-    jsonw_obj_end(&w);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        api_db_error(c);
-    sqlite3_finalize(st);
+    api_answer_page(c, st, "commands", limit, command_json, NULL);
 }
 
 void api_commands_get(struct api_call *c)
@@ -235,8 +185,10 @@ void api_commands_cancel(struct api_call *c)
 
 #define TEMPLATE_COLUMNS "id, model, type, template, enabled, created_at"
 
-static void template_json(struct jsonw *w, sqlite3_stmt *st)
+static void template_json(struct api_call *c, struct jsonw *w, sqlite3_stmt *st, void *arg)
 {
+    (void)c;
+    (void)arg;
     jsonw_obj_begin(w);
     api_col_int(w, "id", st, 0);
     api_col_str(w, "model", st, 1);
@@ -257,13 +209,7 @@ static void answer_template(struct api_call *c, int64_t id, int status)
         return;
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_int64(st, 2, c->who.org_id);
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        struct jsonw w;
-        api_json_begin(c, status, &w);
-        template_json(&w, st);
-    } else
-        api_error(c, 404, NULL, "no such command template");
-    sqlite3_finalize(st);
+    api_answer_row(c, st, status, template_json, NULL, "no such command template");
 }
 
 void api_command_templates_list(struct api_call *c)
@@ -275,19 +221,7 @@ void api_command_templates_list(struct api_call *c)
                     &st))
         return;
     sqlite3_bind_int64(st, 1, c->who.org_id);
-    struct jsonw w;
-    api_json_begin(c, 200, &w);
-    jsonw_obj_begin(&w);
-    jsonw_key(&w, "templates");
-    jsonw_arr_begin(&w);
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        template_json(&w, st);
-    jsonw_arr_end(&w);
-    jsonw_obj_end(&w);
-    if (rc != SQLITE_DONE)
-        api_db_error(c);
-    sqlite3_finalize(st);
+    api_answer_page(c, st, "templates", INT64_MAX, template_json, NULL);
 }
 
 static const char *const template_keys[] = {"model", "type", "template", "enabled", NULL};

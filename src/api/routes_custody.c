@@ -335,22 +335,6 @@ static bool manual_kind(const char *kind)
     return false;
 }
 
-/* The caller's user name into out (the default actor). */
-static int user_name(struct api_call *c, char *out, size_t cap)
-{
-    sqlite3_stmt *st;
-    if (api_prepare(c, "SELECT name FROM users WHERE id = ?1", &st))
-        return -1;
-    sqlite3_bind_int64(st, 1, c->who.user_id);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        snprintf(out, cap, "%s", (const char *)sqlite3_column_text(st, 0));
-    else
-        api_db_error(c);
-    sqlite3_finalize(st);
-    return rc == SQLITE_ROW ? 0 : -1;
-}
-
 static void answer_entry(struct api_call *c, int64_t id)
 {
     sqlite3_stmt *st;
@@ -386,14 +370,12 @@ void api_custody_add(struct api_call *c)
         return;
     }
     if (!actor) {
-        if (user_name(c, name, sizeof name))
+        if (api_user_name(c, name, sizeof name))
             return;
         actor = name;
     }
-    if (sqlite3_exec(c->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
-        api_db_error(c);
+    if (!api_begin(c))
         return;
-    }
     sqlite3_stmt *sh;
     if (!shipment_row(c, &sh))
         goto fail;
@@ -417,16 +399,17 @@ void api_custody_add(struct api_call *c)
     };
     /* the fact is checked above and the shipment read in this transaction: only the
      * database can fail here */
-    if (custody_append(c->db, &f, now_ms, &id) ||
-        sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+    if (custody_append(c->db, &f, now_ms, &id)) {
         api_db_error(c);
         goto fail;
     }
+    if (!api_commit(c))
+        return;
     char who[ST_LOG_TEXT_MAX];
     st_log(ST_LOG_INFO, "event=custody_added by=%" PRId64 " shipment=%" PRId64 " kind=%s actor=%s",
            c->who.user_id, c->id, kind, st_log_text(actor, who));
     answer_entry(c, id);
     return;
 fail:
-    sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+    api_rollback(c);
 }

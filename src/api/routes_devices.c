@@ -62,19 +62,19 @@ static int bind_device_fields(struct api_call *c, sqlite3_stmt *st, int first, u
     return 0;
 }
 
+static void device_json(struct api_call *c, struct jsonw *w, sqlite3_stmt *st, void *arg)
+{
+    (void)arg;
+    api_device_json(c, w, st, false);
+}
+
 static void answer_device(struct api_call *c, int64_t id, int status)
 {
     sqlite3_stmt *st;
     if (api_prepare(c, "SELECT " API_DEVICE_COLUMNS API_DEVICE_FROM " WHERE d.id = ?1", &st))
         return;
     sqlite3_bind_int64(st, 1, id);
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        struct jsonw w;
-        api_json_begin(c, status, &w);
-        api_device_json(c, &w, st, false);
-    } else
-        api_error(c, 404, NULL, "no such device");
-    sqlite3_finalize(st);
+    api_answer_row(c, st, status, device_json, NULL, "no such device");
 }
 
 static bool uid_valid(const char *uid)
@@ -147,32 +147,7 @@ void api_devices_list(struct api_call *c)
     if (has_group)
         sqlite3_bind_text(st, 4, group, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 5, limit + 1);
-    struct jsonw w;
-    api_json_begin(c, 200, &w);
-    jsonw_obj_begin(&w);
-    jsonw_key(&w, "devices");
-    jsonw_arr_begin(&w);
-    int64_t n = 0, last = 0, next = 0;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n++ == limit) {
-            next = last;
-            break;
-        }
-        last = sqlite3_column_int64(st, 0);
-        api_device_json(c, &w, st, false);
-    }
-    jsonw_arr_end(&w);
-    jsonw_key(&w, "next");
-    if (next) {
-        jsonw_int(&w, next);
-        api_header(c, "X-Next-Cursor: %" PRId64, next);
-    } else
-        jsonw_null(&w);
-    jsonw_obj_end(&w);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        api_db_error(c);
-    sqlite3_finalize(st);
+    api_answer_page(c, st, "devices", limit, device_json, NULL);
 }
 
 /* Get and update: an administrator of organisation 1 may address any device by id (to place
@@ -251,10 +226,8 @@ void api_devices_delete(struct api_call *c)
     if (!api_device_visible(c, c->id, uid, sizeof uid))
         return;
     /* positions, events and state cascade; raw frames name the device without a key */
-    if (sqlite3_exec(c->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
-        api_db_error(c);
+    if (!api_begin(c))
         return;
-    }
     sqlite3_stmt *st;
     const char *const sql[] = {"DELETE FROM raw_frames WHERE device_id = ?1",
                                "DELETE FROM devices WHERE id = ?1"};
@@ -265,10 +238,8 @@ void api_devices_delete(struct api_call *c)
         if (api_step_write(c, st, NULL))
             goto fail;
     }
-    if (sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-        api_db_error(c);
-        goto fail;
-    }
+    if (!api_commit(c))
+        return;
     store_devices_changed(api_store(c->api));
     char dev[ST_LOG_TEXT_MAX];
     st_log(ST_LOG_INFO, "event=device_deleted by=%" PRId64 " device=%s", c->who.user_id,
@@ -276,5 +247,5 @@ void api_devices_delete(struct api_call *c)
     api_no_content(c);
     return;
 fail:
-    sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+    api_rollback(c);
 }

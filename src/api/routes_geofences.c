@@ -44,9 +44,11 @@ static void point_json(struct jsonw *w, struct geo_point p)
     jsonw_arr_end(w);
 }
 
-/* One fence from a row of FENCE_COLUMNS; targets: the prepared targets query. */
-static void fence_json(struct jsonw *w, sqlite3_stmt *st, sqlite3_stmt *targets)
+/* One fence from a row of FENCE_COLUMNS; arg: the prepared targets query. */
+static void fence_json(struct api_call *c, struct jsonw *w, sqlite3_stmt *st, void *arg)
 {
+    (void)c;
+    sqlite3_stmt *targets = arg;
     const char *shape_name = (const char *)sqlite3_column_text(st, 3);
     int shape = geo_shape_by_name(shape_name);
     struct geo_point *pts = NULL;
@@ -124,17 +126,8 @@ static void answer_fence(struct api_call *c, int64_t id, int status)
     }
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_int64(st, 2, c->who.org_id);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        struct jsonw w;
-        api_json_begin(c, status, &w);
-        fence_json(&w, st, targets);
-    } else if (rc == SQLITE_DONE)
-        api_error(c, 404, NULL, "no such geofence");
-    else
-        api_db_error(c);
+    api_answer_row(c, st, status, fence_json, targets, "no such geofence");
     sqlite3_finalize(targets);
-    sqlite3_finalize(st);
 }
 
 /* ---- input ---------------------------------------------------------------- */
@@ -470,23 +463,12 @@ static int bind_plain_fields(struct api_call *c, sqlite3_stmt *st, bool create)
     return 0;
 }
 
-static int begin(struct api_call *c)
-{
-    if (sqlite3_exec(c->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
-        api_db_error(c);
-        return -1;
-    }
-    return 0;
-}
 
 /* Commit, tell the engine, log, answer the fence. On failure everything is rolled back. */
 static void finish_write(struct api_call *c, int64_t id, const char *what, int status)
 {
-    if (sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-        api_db_error(c);
-        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+    if (!api_commit(c))
         return;
-    }
     store_domain_changed(api_store(c->api));
     st_log(ST_LOG_INFO, "event=geofence_%s by=%" PRId64 " fence=%" PRId64 " org=%" PRId64, what,
            c->who.user_id, id, c->who.org_id);
@@ -523,33 +505,8 @@ void api_geofences_list(struct api_call *c)
     if (has_kind)
         sqlite3_bind_text(st, 3, kind, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, limit + 1);
-    struct jsonw w;
-    api_json_begin(c, 200, &w);
-    jsonw_obj_begin(&w);
-    jsonw_key(&w, "geofences");
-    jsonw_arr_begin(&w);
-    int64_t n = 0, last = 0, next = 0;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n++ == limit) {
-            next = last;
-            break;
-        }
-        last = sqlite3_column_int64(st, 0);
-        fence_json(&w, st, targets);
-    }
-    jsonw_arr_end(&w);
-    jsonw_key(&w, "next");
-    if (next) {
-        jsonw_int(&w, next);
-        api_header(c, "X-Next-Cursor: %" PRId64, next);
-    } else
-        jsonw_null(&w);
-    jsonw_obj_end(&w);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        api_db_error(c);
+    api_answer_page(c, st, "geofences", limit, fence_json, targets);
     sqlite3_finalize(targets);
-    sqlite3_finalize(st);
 }
 
 void api_geofences_get(struct api_call *c)
@@ -562,7 +519,7 @@ void api_geofences_create(struct api_call *c)
     struct fence_geom g = {0};
     struct buf text = {0};
     sqlite3_stmt *st = NULL;
-    if (api_body(c, fence_keys) || read_geometry(c, NULL, &g) || begin(c))
+    if (api_body(c, fence_keys) || read_geometry(c, NULL, &g) || !api_begin(c))
         goto done;
     if (api_prepare(c, "SELECT count(*) FROM geofences WHERE org_id = ?1", &st))
         goto fail;
@@ -593,7 +550,7 @@ void api_geofences_create(struct api_call *c)
     finish_write(c, id, "created", 201);
     goto done;
 fail:
-    sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+    api_rollback(c);
 done:
     buf_free(&text);
     st_free(g.pts);
@@ -605,7 +562,7 @@ void api_geofences_update(struct api_call *c)
     struct fence_geom g = {0};
     struct buf text = {0};
     sqlite3_stmt *st;
-    if (api_body(c, fence_keys) || begin(c))
+    if (api_body(c, fence_keys) || !api_begin(c))
         goto done;
     /* read in the transaction: a concurrent edit cannot slip between check and write */
     int rc = geofence_load(c->db, c->id, c->who.org_id, &cur);
@@ -636,7 +593,7 @@ void api_geofences_update(struct api_call *c)
     finish_write(c, c->id, "updated", 200);
     goto done;
 fail:
-    sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+    api_rollback(c);
 done:
     buf_free(&text);
     st_free(g.pts);

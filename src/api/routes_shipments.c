@@ -51,8 +51,10 @@ static void id_list(struct api_call *c, struct jsonw *w, const char *key, const 
     jsonw_arr_end(w);
 }
 
-static void shipment_json(struct api_call *c, struct jsonw *w, sqlite3_stmt *st, bool full)
+/* A shipment; arg non-NULL: with its unlock zones and cards. */
+static void shipment_json(struct api_call *c, struct jsonw *w, sqlite3_stmt *st, void *arg)
 {
+    bool full = arg != NULL;
     int64_t id = sqlite3_column_int64(st, 0);
     jsonw_obj_begin(w);
     api_col_int(w, "id", st, 0);
@@ -98,14 +100,7 @@ static void answer_shipment(struct api_call *c, int64_t id, int status)
         return;
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_int64(st, 2, c->who.org_id);
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        struct jsonw w;
-        api_json_begin(c, status, &w);
-        shipment_json(c, &w, st, true);
-    } else {
-        api_error(c, 404, NULL, "no such shipment");
-    }
-    sqlite3_finalize(st);
+    api_answer_row(c, st, status, shipment_json, c, "no such shipment");
 }
 
 /* Is fence `id` one of the caller's organisation? (400 naming field when not.) */
@@ -211,8 +206,9 @@ static int write_lists(struct api_call *c, int64_t id)
 static int custody_by_caller(struct api_call *c, int64_t shipment, int64_t device, const char *kind,
                              const char *detail)
 {
-    char actor[64];
-    snprintf(actor, sizeof actor, "user:%" PRId64, c->who.user_id);
+    char actor[128];
+    if (api_user_name(c, actor, sizeof actor))
+        return -1;
     struct custody_fact f = {.shipment_id = shipment,
                              .time = st_now(),
                              .kind = kind,
@@ -225,25 +221,6 @@ static int custody_by_caller(struct api_call *c, int64_t shipment, int64_t devic
         return -1;
     }
     return 0;
-}
-
-static bool begin(struct api_call *c)
-{
-    if (sqlite3_exec(c->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
-        api_db_error(c);
-        return false;
-    }
-    return true;
-}
-
-static bool commit(struct api_call *c)
-{
-    if (sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-        api_db_error(c);
-        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
-        return false;
-    }
-    return true;
 }
 
 static const struct {
@@ -284,7 +261,7 @@ void api_shipments_create(struct api_call *c)
         if (rc != 1 || is_null)
             fences[i] = 0;
     }
-    if (!begin(c))
+    if (!api_begin(c))
         return;
     sqlite3_stmt *st;
     int64_t now = st_now();
@@ -343,7 +320,7 @@ void api_shipments_create(struct api_call *c)
     jsonw_obj_end(&w);
     snprintf(detail, sizeof detail, "%.*s", (int)text.len, (const char *)text.data);
     buf_free(&text);
-    if (custody_by_caller(c, id, device, "shipment_opened", detail) || !commit(c))
+    if (custody_by_caller(c, id, device, "shipment_opened", detail) || !api_commit(c))
         goto rollback;
     store_domain_changed(api_store(c->api));
     st_log(ST_LOG_INFO, "event=shipment_opened by=%" PRId64 " shipment=%" PRId64 " device=%" PRId64,
@@ -351,7 +328,7 @@ void api_shipments_create(struct api_call *c)
     answer_shipment(c, id, 201);
     return;
 rollback:
-    sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+    api_rollback(c);
 }
 
 void api_shipments_list(struct api_call *c)
@@ -373,26 +350,8 @@ void api_shipments_list(struct api_call *c)
         sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, device);
     sqlite3_bind_int64(st, 4, cursor);
-    sqlite3_bind_int64(st, 5, limit);
-    struct jsonw w;
-    api_json_begin(c, 200, &w);
-    jsonw_obj_begin(&w);
-    jsonw_key(&w, "shipments");
-    jsonw_arr_begin(&w);
-    int64_t n = 0, last = 0;
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        shipment_json(c, &w, st, false);
-        last = sqlite3_column_int64(st, 0);
-        n++;
-    }
-    sqlite3_finalize(st);
-    jsonw_arr_end(&w);
-    jsonw_key(&w, "next_cursor");
-    if (n == limit)
-        jsonw_int(&w, last);
-    else
-        jsonw_null(&w);
-    jsonw_obj_end(&w);
+    sqlite3_bind_int64(st, 5, limit + 1);
+    api_answer_page(c, st, "shipments", limit, shipment_json, NULL);
 }
 
 void api_shipments_get(struct api_call *c)
@@ -418,7 +377,7 @@ void api_shipments_update(struct api_call *c)
         api_error(c, 400, "status", "closed or cancelled");
         return;
     }
-    if (!begin(c))
+    if (!api_begin(c))
         return;
     sqlite3_stmt *st;
     if (api_prepare(c, "SELECT status, device_id FROM shipments WHERE id = ?1 AND org_id = ?2", &st))
@@ -462,13 +421,13 @@ void api_shipments_update(struct api_call *c)
                                     strcmp(status, "closed") == 0 ? "{\"status\":\"closed\"}"
                                                                   : "{\"status\":\"cancelled\"}"))
         goto rollback;
-    if (!commit(c))
+    if (!api_commit(c))
         goto rollback;
     store_domain_changed(api_store(c->api));
     answer_shipment(c, c->id, 200);
     return;
 rollback:
-    sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+    api_rollback(c);
 }
 
 void api_device_seal(struct api_call *c)
@@ -569,12 +528,7 @@ static void violations_json(struct api_call *c, struct jsonw *w, sqlite3_stmt *s
         api_col_str(w, "source", st, 5);
         api_col_num(w, "lat", st, 6, 7);
         api_col_num(w, "lon", st, 7, 7);
-        jsonw_key(w, "detail");
-        const char *detail = (const char *)sqlite3_column_text(st, 8);
-        if (detail)
-            jsonw_raw(w, detail);
-        else
-            jsonw_null(w);
+        api_col_json(w, "detail", st, 8);
         jsonw_obj_end(w);
     }
     jsonw_arr_end(w);
@@ -623,7 +577,7 @@ void api_shipment_report(struct api_call *c)
     api_json_begin(c, 200, &w);
     jsonw_obj_begin(&w);
     jsonw_key(&w, "shipment");
-    shipment_json(c, &w, st, true);
+    shipment_json(c, &w, st, c);
     sqlite3_finalize(st);
     if (api_prepare(c, "SELECT count(*), sum(kind = 'sealed'), sum(kind = 'unsealed'),"
                        " sum(kind = 'tamper'), min(time), max(time) FROM custody_log"
