@@ -460,6 +460,35 @@ void api_answer_page(struct api_call *c, sqlite3_stmt *st, const char *key, int6
     sqlite3_finalize(st);
 }
 
+void api_answer_owned(struct api_call *c, const char *select, int64_t id, int status,
+                      api_row_fn *fn, void *arg, const char *not_found)
+{
+    sqlite3_stmt *st;
+    if (api_prepare(c, select, &st))
+        return;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, c->who.org_id);
+    api_answer_row(c, st, status, fn, arg, not_found);
+}
+
+bool api_delete_owned(struct api_call *c, const char *table, const char *not_found)
+{
+    char sql[96];
+    snprintf(sql, sizeof sql, "DELETE FROM %s WHERE id = ?1 AND org_id = ?2", table);
+    sqlite3_stmt *st;
+    if (api_prepare(c, sql, &st))
+        return false;
+    sqlite3_bind_int64(st, 1, c->id);
+    sqlite3_bind_int64(st, 2, c->who.org_id);
+    if (api_step_write(c, st, NULL))
+        return false;
+    if (sqlite3_changes(c->db) == 0) {
+        api_error(c, 404, NULL, "%s", not_found);
+        return false;
+    }
+    return true;
+}
+
 int api_user_name(struct api_call *c, char *out, size_t cap)
 {
     sqlite3_stmt *st;

@@ -123,6 +123,13 @@ void api_answer_page(struct api_call *c, sqlite3_stmt *st, const char *key, int6
                      api_row_fn *fn, void *arg);
 /** The caller's user name into out ("" when the user is gone); 0, or -1 answered. */
 int api_user_name(struct api_call *c, char *out, size_t cap);
+/** Answer row `id` of the caller's organisation: select is "SELECT <columns> FROM <table>
+ *  WHERE id = ?1 AND org_id = ?2" (404 not_found when absent). */
+void api_answer_owned(struct api_call *c, const char *select, int64_t id, int status,
+                      api_row_fn *fn, void *arg, const char *not_found);
+/** Delete row c->id of table if it is the caller's organisation's; false when answered
+ *  (404 not_found, or the database error). */
+bool api_delete_owned(struct api_call *c, const char *table, const char *not_found);
 /** BEGIN IMMEDIATE; false when answered (busy: 503). */
 bool api_begin(struct api_call *c);
 /** COMMIT; false when answered (rolled back). */

@@ -82,13 +82,8 @@ static void webhook_json(struct api_call *c, struct jsonw *w, sqlite3_stmt *st, 
 
 static void answer_webhook(struct api_call *c, int64_t id, int status, const char *secret)
 {
-    sqlite3_stmt *st;
-    if (api_prepare(c, "SELECT " WEBHOOK_COLUMNS " FROM webhooks WHERE id = ?1 AND org_id = ?2",
-                    &st))
-        return;
-    sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_int64(st, 2, c->who.org_id);
-    api_answer_row(c, st, status, webhook_json, (void *)secret, "no such webhook");
+    api_answer_owned(c, "SELECT " WEBHOOK_COLUMNS " FROM webhooks WHERE id = ?1 AND org_id = ?2",
+                     id, status, webhook_json, (void *)secret, "no such webhook");
 }
 
 /* An absolute http or https URL with a host, printable ASCII only (libcurl parses it as
@@ -222,17 +217,8 @@ void api_webhooks_update(struct api_call *c)
 void api_webhooks_delete(struct api_call *c)
 {
     /* its deliveries go with it; rules naming it keep alerting without a webhook */
-    sqlite3_stmt *st;
-    if (api_prepare(c, "DELETE FROM webhooks WHERE id = ?1 AND org_id = ?2", &st))
+    if (!api_delete_owned(c, "webhooks", "no such webhook"))
         return;
-    sqlite3_bind_int64(st, 1, c->id);
-    sqlite3_bind_int64(st, 2, c->who.org_id);
-    if (api_step_write(c, st, NULL))
-        return;
-    if (sqlite3_changes(c->db) == 0) {
-        api_error(c, 404, NULL, "no such webhook");
-        return;
-    }
     store_domain_changed(api_store(c->api));
     st_log(ST_LOG_INFO, "event=webhook_deleted by=%" PRId64 " webhook=%" PRId64, c->who.user_id,
            c->id);
@@ -331,15 +317,10 @@ static void rule_json(struct api_call *c, struct jsonw *w, sqlite3_stmt *st, voi
 
 static void answer_rule(struct api_call *c, int64_t id, int status)
 {
-    sqlite3_stmt *st;
-    if (api_prepare(c,
-                    "SELECT id, " RULE_FIELDS ", created_at FROM alert_rules"
-                    " WHERE id = ?1 AND org_id = ?2",
-                    &st))
-        return;
-    sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_int64(st, 2, c->who.org_id);
-    api_answer_row(c, st, status, rule_json, NULL, "no such alert rule");
+    api_answer_owned(c,
+                     "SELECT id, " RULE_FIELDS ", created_at FROM alert_rules"
+                     " WHERE id = ?1 AND org_id = ?2",
+                     id, status, rule_json, NULL, "no such alert rule");
 }
 
 /* types: a non-empty array of known names, written without repeats into in->types.
@@ -649,17 +630,8 @@ void api_alert_rules_get(struct api_call *c)
 
 void api_alert_rules_delete(struct api_call *c)
 {
-    sqlite3_stmt *st;
-    if (api_prepare(c, "DELETE FROM alert_rules WHERE id = ?1 AND org_id = ?2", &st))
+    if (!api_delete_owned(c, "alert_rules", "no such alert rule"))
         return;
-    sqlite3_bind_int64(st, 1, c->id);
-    sqlite3_bind_int64(st, 2, c->who.org_id);
-    if (api_step_write(c, st, NULL))
-        return;
-    if (sqlite3_changes(c->db) == 0) {
-        api_error(c, 404, NULL, "no such alert rule");
-        return;
-    }
     store_domain_changed(api_store(c->api));
     api_no_content(c);
 }

@@ -47,13 +47,8 @@ static void command_json(struct api_call *c, struct jsonw *w, sqlite3_stmt *st, 
 /* Answer with command id of the caller's organisation (404 when there is none). */
 static void answer_command(struct api_call *c, int64_t id, int status)
 {
-    sqlite3_stmt *st;
-    if (api_prepare(c, "SELECT " COMMAND_COLUMNS " FROM commands WHERE id = ?1 AND org_id = ?2",
-                    &st))
-        return;
-    sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_int64(st, 2, c->who.org_id);
-    api_answer_row(c, st, status, command_json, NULL, "no such command");
+    api_answer_owned(c, "SELECT " COMMAND_COLUMNS " FROM commands WHERE id = ?1 AND org_id = ?2",
+                     id, status, command_json, NULL, "no such command");
 }
 
 void api_commands_create(struct api_call *c)
@@ -201,15 +196,10 @@ static void template_json(struct api_call *c, struct jsonw *w, sqlite3_stmt *st,
 
 static void answer_template(struct api_call *c, int64_t id, int status)
 {
-    sqlite3_stmt *st;
-    if (api_prepare(c,
-                    "SELECT " TEMPLATE_COLUMNS " FROM command_templates"
-                    " WHERE id = ?1 AND org_id = ?2",
-                    &st))
-        return;
-    sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_int64(st, 2, c->who.org_id);
-    api_answer_row(c, st, status, template_json, NULL, "no such command template");
+    api_answer_owned(c,
+                     "SELECT " TEMPLATE_COLUMNS " FROM command_templates"
+                     " WHERE id = ?1 AND org_id = ?2",
+                     id, status, template_json, NULL, "no such command template");
 }
 
 void api_command_templates_list(struct api_call *c)
@@ -335,17 +325,8 @@ void api_command_templates_update(struct api_call *c)
 
 void api_command_templates_delete(struct api_call *c)
 {
-    sqlite3_stmt *st;
-    if (api_prepare(c, "DELETE FROM command_templates WHERE id = ?1 AND org_id = ?2", &st))
+    if (!api_delete_owned(c, "command_templates", "no such command template"))
         return;
-    sqlite3_bind_int64(st, 1, c->id);
-    sqlite3_bind_int64(st, 2, c->who.org_id);
-    if (api_step_write(c, st, NULL))
-        return;
-    if (sqlite3_changes(c->db) == 0) {
-        api_error(c, 404, NULL, "no such command template");
-        return;
-    }
     st_log(ST_LOG_INFO, "event=command_template_deleted id=%" PRId64 " by=%" PRId64, c->id,
            c->who.user_id);
     api_no_content(c);

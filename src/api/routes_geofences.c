@@ -602,19 +602,10 @@ done:
 
 void api_geofences_delete(struct api_call *c)
 {
-    sqlite3_stmt *st;
     /* targets and per-device states cascade; shipments drop the reference (SET NULL) or the
      * unlock zone (CASCADE); past events keep the id */
-    if (api_prepare(c, "DELETE FROM geofences WHERE id = ?1 AND org_id = ?2", &st))
+    if (!api_delete_owned(c, "geofences", "no such geofence"))
         return;
-    sqlite3_bind_int64(st, 1, c->id);
-    sqlite3_bind_int64(st, 2, c->who.org_id);
-    if (api_step_write(c, st, NULL))
-        return;
-    if (sqlite3_changes(c->db) == 0) {
-        api_error(c, 404, NULL, "no such geofence");
-        return;
-    }
     store_domain_changed(api_store(c->api));
     st_log(ST_LOG_INFO, "event=geofence_deleted by=%" PRId64 " fence=%" PRId64, c->who.user_id,
            c->id);

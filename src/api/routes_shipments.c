@@ -94,13 +94,9 @@ static void shipment_json(struct api_call *c, struct jsonw *w, sqlite3_stmt *st,
 
 static void answer_shipment(struct api_call *c, int64_t id, int status)
 {
-    sqlite3_stmt *st;
-    if (api_prepare(c, "SELECT " SHIPMENT_COLUMNS SHIPMENT_FROM " WHERE s.id = ?1 AND s.org_id = ?2",
-                    &st))
-        return;
-    sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_int64(st, 2, c->who.org_id);
-    api_answer_row(c, st, status, shipment_json, c, "no such shipment");
+    api_answer_owned(c,
+                     "SELECT " SHIPMENT_COLUMNS SHIPMENT_FROM " WHERE s.id = ?1 AND s.org_id = ?2",
+                     id, status, shipment_json, c, "no such shipment");
 }
 
 /* Is fence `id` one of the caller's organisation? (400 naming field when not.) */
