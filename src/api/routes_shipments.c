@@ -12,8 +12,8 @@
 
 #define REF_MAX 128
 #define TEXT_MAX 256
-#define CARDS_MAX 500 /* a JT701D holds 500 cards */
-#define ZONES_MAX 100
+#define CARDS_MAX 500u /* a JT701D holds 500 cards */
+#define ZONES_MAX 100u
 
 static const char *const shipment_keys[] = {
     "reference",   "device_id", "origin",       "destination", "origin_fence_id",
@@ -114,88 +114,90 @@ static bool fence_ok(struct api_call *c, int64_t id, const char *field)
     return ok;
 }
 
-/* Replace the shipment's unlock zones and cards with the body's (when given). 0 or -1. */
+/* Bind item i of a list to ins (parameter 1, the shipment, is bound); -1 answered. */
+typedef int list_item_fn(struct api_call *c, sqlite3_stmt *ins, size_t i, json_t *item);
+
+static int zone_item(struct api_call *c, sqlite3_stmt *ins, size_t i, json_t *item)
+{
+    if (!json_is_integer(item)) {
+        api_error(c, 400, "unlock_zones", "item %zu is not a geofence id", i);
+        return -1;
+    }
+    if (!fence_ok(c, json_integer_value(item), "unlock_zones"))
+        return -1;
+    sqlite3_bind_int64(ins, 2, json_integer_value(item));
+    return 0;
+}
+
+static int card_item(struct api_call *c, sqlite3_stmt *ins, size_t i, json_t *item)
+{
+    json_t *card = json_is_object(item) ? json_object_get(item, "card") : item;
+    json_t *holder = json_is_object(item) ? json_object_get(item, "holder") : NULL;
+    const char *text = json_string_value(card);
+    if (!text || !*text || strlen(text) > 15 || (holder && !json_is_string(holder))) {
+        api_error(c, 400, "cards",
+                  "item %zu: a card number (1..15 characters) or {\"card\", \"holder\"}", i);
+        return -1;
+    }
+    sqlite3_bind_text(ins, 2, text, -1, SQLITE_STATIC);
+    if (holder)
+        sqlite3_bind_text(ins, 3, json_string_value(holder), -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(ins, 3);
+    return 0;
+}
+
+/* Replace the shipment's rows of one list with the body's field (when given). 0 or -1. */
+static int write_list(struct api_call *c, int64_t id, const char *field, size_t max,
+                      const char *what, const char *del_sql, const char *ins_sql,
+                      list_item_fn *bind_item)
+{
+    json_t *list = json_object_get(c->in, field);
+    if (!list)
+        return 0;
+    if (!json_is_array(list) || json_array_size(list) > max) {
+        api_error(c, 400, field, "an array of at most %zu %s", max, what);
+        return -1;
+    }
+    sqlite3_stmt *del, *ins;
+    if (api_prepare(c, del_sql, &del))
+        return -1;
+    sqlite3_bind_int64(del, 1, id);
+    if (api_step_write(c, del, NULL) || api_prepare(c, ins_sql, &ins))
+        return -1;
+    size_t i;
+    json_t *item;
+    int rc = 0;
+    json_array_foreach(list, i, item) {
+        sqlite3_bind_int64(ins, 1, id);
+        if ((rc = bind_item(c, ins, i, item)) != 0)
+            break;
+        if (sqlite3_step(ins) != SQLITE_DONE) {
+            api_db_error(c);
+            rc = -1;
+            break;
+        }
+        sqlite3_reset(ins);
+    }
+    sqlite3_finalize(ins);
+    return rc;
+}
+
+/* The shipment's authorised unlock zones and cards, from the body. 0 or -1. */
 static int write_lists(struct api_call *c, int64_t id)
 {
-    json_t *zones = json_object_get(c->in, "unlock_zones");
-    if (zones) {
-        if (!json_is_array(zones) || json_array_size(zones) > ZONES_MAX) {
-            api_error(c, 400, "unlock_zones", "an array of at most %d geofence ids", ZONES_MAX);
-            return -1;
-        }
-        sqlite3_stmt *del, *ins;
-        if (api_prepare(c, "DELETE FROM shipment_unlock_zones WHERE shipment_id = ?1", &del))
-            return -1;
-        sqlite3_bind_int64(del, 1, id);
-        if (api_step_write(c, del, NULL) ||
-            api_prepare(c, "INSERT OR IGNORE INTO shipment_unlock_zones(shipment_id, fence_id)"
-                           " VALUES(?1, ?2)", &ins))
-            return -1;
-        size_t i;
-        json_t *z;
-        json_array_foreach(zones, i, z) {
-            if (!json_is_integer(z)) {
-                sqlite3_finalize(ins);
-                api_error(c, 400, "unlock_zones", "item %zu is not a geofence id", i);
-                return -1;
-            }
-            if (!fence_ok(c, json_integer_value(z), "unlock_zones")) {
-                sqlite3_finalize(ins);
-                return -1;
-            }
-            sqlite3_bind_int64(ins, 1, id);
-            sqlite3_bind_int64(ins, 2, json_integer_value(z));
-            if (sqlite3_step(ins) != SQLITE_DONE) {
-                sqlite3_finalize(ins);
-                api_db_error(c);
-                return -1;
-            }
-            sqlite3_reset(ins);
-        }
-        sqlite3_finalize(ins);
-    }
-    json_t *cards = json_object_get(c->in, "cards");
-    if (cards) {
-        if (!json_is_array(cards) || json_array_size(cards) > CARDS_MAX) {
-            api_error(c, 400, "cards", "an array of at most %d cards", CARDS_MAX);
-            return -1;
-        }
-        sqlite3_stmt *del, *ins;
-        if (api_prepare(c, "DELETE FROM shipment_cards WHERE shipment_id = ?1", &del))
-            return -1;
-        sqlite3_bind_int64(del, 1, id);
-        if (api_step_write(c, del, NULL) ||
-            api_prepare(c, "INSERT OR REPLACE INTO shipment_cards(shipment_id, card, holder)"
-                           " VALUES(?1, ?2, ?3)", &ins))
-            return -1;
-        size_t i;
-        json_t *v;
-        json_array_foreach(cards, i, v) {
-            json_t *card = json_is_object(v) ? json_object_get(v, "card") : v;
-            json_t *holder = json_is_object(v) ? json_object_get(v, "holder") : NULL;
-            const char *text = json_string_value(card);
-            if (!text || !*text || strlen(text) > 15 || (holder && !json_is_string(holder))) {
-                sqlite3_finalize(ins);
-                api_error(c, 400, "cards",
-                          "item %zu: a card number (1..15 characters) or {\"card\", \"holder\"}", i);
-                return -1;
-            }
-            sqlite3_bind_int64(ins, 1, id);
-            sqlite3_bind_text(ins, 2, text, -1, SQLITE_STATIC);
-            if (holder)
-                sqlite3_bind_text(ins, 3, json_string_value(holder), -1, SQLITE_STATIC);
-            else
-                sqlite3_bind_null(ins, 3);
-            if (sqlite3_step(ins) != SQLITE_DONE) {
-                sqlite3_finalize(ins);
-                api_db_error(c);
-                return -1;
-            }
-            sqlite3_reset(ins);
-        }
-        sqlite3_finalize(ins);
-    }
-    return 0;
+    return write_list(c, id, "unlock_zones", ZONES_MAX, "geofence ids",
+                      "DELETE FROM shipment_unlock_zones WHERE shipment_id = ?1",
+                      "INSERT OR IGNORE INTO shipment_unlock_zones(shipment_id, fence_id)"
+                      " VALUES(?1, ?2)",
+                      zone_item) ||
+                   write_list(c, id, "cards", CARDS_MAX, "cards",
+                              "DELETE FROM shipment_cards WHERE shipment_id = ?1",
+                              "INSERT OR REPLACE INTO shipment_cards(shipment_id, card, holder)"
+                              " VALUES(?1, ?2, ?3)",
+                              card_item)
+               ? -1
+               : 0;
 }
 
 /* A custody fact of the caller (source api) in the open transaction; -1 answered. */

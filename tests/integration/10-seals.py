@@ -117,7 +117,7 @@ def main():
     st, dead = api.post("/api/webhooks", {"name": "dead", "url": "http://127.0.0.1:%d/hook" % free_port(),
                                           "secret": SECRET})
     check(st == 201, "dead webhook: %s %s" % (st, dead))
-    types = ["geofence_enter", "geofence_exit", "tamper", "unlock_outside_zone", "unlock"]
+    types = ["geofence_enter", "geofence_exit", "tamper", "unlock_outside_zone", "unknown_card", "unlock"]
     for hook in (dead, good):  # the dead one first: its deliveries are older
         st, js = api.post("/api/alert-rules", {"name": "to " + hook["name"], "types": types,
                                                "webhook_id": hook["id"]})
@@ -209,6 +209,31 @@ def main():
     check(st == 400 and "rope" in js.get("error", ""), "no remote lock: %s %s" % (st, js))
     st, js = api.post("/api/devices/%d/commands" % 999999, {"type": "reboot"})
     check(st == 404, "command to an unknown device: %s %s" % (st, js))
+
+    # ---- an on-site RFID unlock of seal 2 at the port: outside its zone, with an unknown card ----
+    for body, field in (({"unlock_zones": [999999]}, "unlock_zones"), ({"cards": [{"card": ""}]}, "cards"),
+                        ({"cards": "0001"}, "cards"), ({"reference": "X"}, "reference")):
+        st, js = api.patch("/api/shipments/%d" % ship2["id"], body)
+        check(st == 400 and js.get("field") == field, "bad shipment change %s: %s %s" % (body, st, js))
+    st, js = api.patch("/api/shipments/%d" % ship2["id"], {"cards": [{"card": "0000000001", "holder": "Ann"}]})
+    check(st == 200 and js["cards"] == [{"card": "0000000001", "holder": "Ann"}], "cards set: %s %s" % (st, js))
+    srv.sim("--protocol", "jt600", "--devices", "1", "--id-base", str(DEV2), "--reports", "2",
+            "--route", route_arg([ROUTE[-1]] * 2), "--step-s", str(STEP), "--events", "1:unlock_rfid:6437449")
+    entry = srv.sql("SELECT detail FROM custody_log WHERE shipment_id = ? AND kind = 'unsealed'", ship2["id"])
+    check(len(entry) == 1 and json.loads(entry[0][0]).get("authorised_zone", 1) is None
+          and json.loads(entry[0][0]).get("card_authorised") is False,
+          "the unsealing is recorded as outside the zone with an unknown card: %s" % entry)
+    st, al = api.get("/api/alerts?device_id=%d" % ids[DEV2])
+    got_types = {a["type"] for a in al["alerts"]}
+    check({"unlock_outside_zone", "unknown_card", "unlock"} <= got_types, "alerts of the unlock: %s" % got_types)
+    st, viol = api.get("/api/reports/violations?from=%s" % time_iso(START - 86400))
+    check(st == 200 and any(v["shipment_id"] == ship2["id"] and v["kind"] == "unsealed" for v in viol["violations"])
+          and any(v["kind"] == "unlock_refused" for v in viol["violations"]),
+          "violations report: %s %s" % (st, viol))
+    st, seals = api.get("/api/reports/seals?from=%s" % time_iso(START - 86400))
+    row = [d for d in seals["devices"] if d["device_id"] == ids[DEV2]]
+    check(st == 200 and row and row[0]["unlocks"] >= 1 and row[0]["locks"] == 1 and row[0]["seal_state"] == "unsealed",
+          "seal report: %s %s" % (st, row))
 
     # ---- a command queued while the seal is offline, delivered on reconnect, confirmed ----
     st, cmd = api.post("/api/devices/%d/commands" % ids[DEV1], {"type": "unlock", "password": "888888",
