@@ -32,42 +32,12 @@
 #include "../../../src/core/timeutil.h"
 #include "../../../src/domain/alerts.h"
 #include "../../../src/domain/webhook.h"
-#include "../../../src/store/schema.h"
 #include "../../../src/store/store.h"
+#include "../testdb.h"
 
 #define T0 1767225600 /* 2026-01-01T00:00:00Z */
 
-static char dir[64], db_path[96];
-static sqlite3 *db;
-
-static void exec(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void exec(const char *fmt, ...)
-{
-    char sql[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(sql, sizeof sql, fmt, ap);
-    va_end(ap);
-    char *msg = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
-        fail_msg("%s: %s", sql, msg ? msg : "?");
-}
-
-static int64_t scalar(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int64_t scalar(const char *fmt, ...)
-{
-    char sql[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(sql, sizeof sql, fmt, ap);
-    va_end(ap);
-    sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    int64_t v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
-}
+static struct testdb tdb;
 
 /* Organisation 1: devices 1 (group g1), 2 (group g2, open shipment 7) and 4 (no group);
  * organisation 2: device 3 (group g1, the same name as organisation 1's). */
@@ -75,33 +45,23 @@ static int setup(void **state)
 {
     (void)state;
     st_log_set_level(ST_LOG_ERROR);
-    snprintf(dir, sizeof dir, "/tmp/sealtrack-alerts-XXXXXX");
-    if (!mkdtemp(dir))
+    if (testdb_open(&tdb, "alerts"))
         return -1;
-    snprintf(db_path, sizeof db_path, "%s/t.db", dir);
-    if (schema_open(db_path, 0, &db))
-        return -1;
-    exec("INSERT INTO orgs(id, name, created_at) VALUES(2, 'other', 0);"
-         "INSERT INTO devices(id, uid, org_id, group_name, created_at) VALUES"
-         " (1, 'dev-1', 1, 'g1', 0), (2, 'dev-2', 1, 'g2', 0), (3, 'dev-3', 2, 'g1', 0),"
-         " (4, 'dev-4', 1, NULL, 0);"
-         "INSERT INTO shipments(id, org_id, reference, device_id, status, created_at)"
-         " VALUES(7, 1, 'S-7', 2, 'open', 0);");
+    testdb_exec(tdb.db,
+                "INSERT INTO orgs(id, name, created_at) VALUES(2, 'other', 0);"
+                "INSERT INTO devices(id, uid, org_id, group_name, created_at) VALUES"
+                " (1, 'dev-1', 1, 'g1', 0), (2, 'dev-2', 1, 'g2', 0), (3, 'dev-3', 2, 'g1', 0),"
+                " (4, 'dev-4', 1, NULL, 0);"
+                "INSERT INTO shipments(id, org_id, reference, device_id, status, created_at)"
+                " VALUES(7, 1, 'S-7', 2, 'open', 0);");
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    sqlite3_close(db);
-    db = NULL;
-    char path[128];
-    const char *const files[] = {"t.db", "t.db-wal", "t.db-shm", "s.db", "s.db-wal", "s.db-shm"};
-    for (size_t i = 0; i < 6; i++) {
-        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
-        unlink(path);
-    }
-    rmdir(dir);
+    testdb_unlink(&tdb, "s.db"); /* the routes' store (route_setup) */
+    testdb_close(&tdb);
     return 0;
 }
 
@@ -132,14 +92,16 @@ static struct domain_event dev2(const char *type)
 static void rule(int64_t id, int64_t org, const char *types, const char *extra_cols,
                  const char *extra_vals)
 {
-    exec("INSERT INTO alert_rules(id, org_id, name, types, created_at%s)"
-         " VALUES(%lld, %lld, 'rule %lld', '%s', 0%s)",
-         extra_cols, (long long)id, (long long)org, (long long)id, types, extra_vals);
+    testdb_exec(tdb.db,
+                "INSERT INTO alert_rules(id, org_id, name, types, created_at%s)"
+                " VALUES(%lld, %lld, 'rule %lld', '%s', 0%s)",
+                extra_cols, (long long)id, (long long)org, (long long)id, types, extra_vals);
 }
 
 static int64_t alerts_of(int64_t rule_id)
 {
-    return scalar("SELECT count(*) FROM alerts WHERE rule_id = %lld", (long long)rule_id);
+    return testdb_scalar(tdb.db, "SELECT count(*) FROM alerts WHERE rule_id = %lld",
+                         (long long)rule_id);
 }
 
 /* ---- matching ------------------------------------------------------------------ */
@@ -155,55 +117,57 @@ static void test_match_types_and_scopes(void **state)
     rule(6, 1, "[\"tamper\"]", ", enabled", ", 0");              /* disabled */
     rule(7, 1, "[\"geofence_enter\"]", ", group_name", ", 'g1'");
     struct alerts *a;
-    assert_int_equal(alerts_open(db, &a), 0);
+    assert_int_equal(alerts_open(tdb.db, &a), 0);
 
     struct domain_event e = dev1("tamper");
-    assert_int_equal(alerts_on_event(a, db, &e, NULL), 2); /* rules 1, 2 */
+    assert_int_equal(alerts_on_event(a, tdb.db, &e, NULL), 2); /* rules 1, 2 */
     e = dev2("unlock");
-    assert_int_equal(alerts_on_event(a, db, &e, NULL), 1); /* rule 3 */
+    assert_int_equal(alerts_on_event(a, tdb.db, &e, NULL), 1); /* rule 3 */
     e = dev2("tamper");
-    assert_int_equal(alerts_on_event(a, db, &e, NULL), 2); /* rules 1, 4 */
+    assert_int_equal(alerts_on_event(a, tdb.db, &e, NULL), 2); /* rules 1, 4 */
     e = ev("tamper", 2, 3, "dev-3", "g1", 0);
-    assert_int_equal(alerts_on_event(a, db, &e, NULL), 1); /* rule 5 only: not org 1's */
+    assert_int_equal(alerts_on_event(a, tdb.db, &e, NULL), 1); /* rule 5 only: not org 1's */
     e = ev("tamper", 1, 4, "dev-4", NULL, 0);
-    assert_int_equal(alerts_on_event(a, db, &e, NULL), 1); /* rule 1 */
+    assert_int_equal(alerts_on_event(a, tdb.db, &e, NULL), 1); /* rule 1 */
     e = dev1("geofence_enter");
     e.fence_id = 12;
     e.has_pos = true;
     e.lat = 52.5;
     e.lon = 13.4;
-    assert_int_equal(alerts_on_event(a, db, &e, NULL), 1); /* rule 7 */
+    assert_int_equal(alerts_on_event(a, tdb.db, &e, NULL), 1); /* rule 7 */
     e = dev1("position");
-    assert_int_equal(alerts_on_event(a, db, &e, NULL), 0);
+    assert_int_equal(alerts_on_event(a, tdb.db, &e, NULL), 0);
     e = dev1("no_such_type");
-    assert_int_equal(alerts_on_event(a, db, &e, NULL), 0);
+    assert_int_equal(alerts_on_event(a, tdb.db, &e, NULL), 0);
     e = ev("tamper", 9, 1, "dev-1", "g1", 0); /* an organisation without rules */
-    assert_int_equal(alerts_on_event(a, db, &e, NULL), 0);
+    assert_int_equal(alerts_on_event(a, tdb.db, &e, NULL), 0);
 
     int64_t want[] = {0, 3, 1, 1, 1, 1, 0, 1};
     for (int r = 1; r <= 7; r++)
         assert_int_equal(alerts_of(r), want[r]);
     /* the row carries the fact */
-    assert_int_equal(scalar("SELECT count(*) FROM alerts WHERE rule_id = 4 AND org_id = 1"
-                            " AND device_id = 2 AND shipment_id = 7 AND type = 'tamper'"
-                            " AND time = %d AND event_id IS NULL AND lat IS NULL",
-                            T0),
+    assert_int_equal(testdb_scalar(tdb.db,
+                                   "SELECT count(*) FROM alerts WHERE rule_id = 4 AND org_id = 1"
+                                   " AND device_id = 2 AND shipment_id = 7 AND type = 'tamper'"
+                                   " AND time = %d AND event_id IS NULL AND lat IS NULL",
+                                   T0),
                      1);
-    assert_int_equal(scalar("SELECT count(*) FROM alerts WHERE rule_id = 7 AND fence_id = 12"
-                            " AND lat = 52.5 AND lon = 13.4"),
+    assert_int_equal(testdb_scalar(tdb.db,
+                                   "SELECT count(*) FROM alerts WHERE rule_id = 7 AND fence_id = 12"
+                                   " AND lat = 52.5 AND lon = 13.4"),
                      1);
     int64_t now = st_now_ms();
-    assert_true(scalar("SELECT min(created_at) FROM alerts") > now - 60000);
+    assert_true(testdb_scalar(tdb.db, "SELECT min(created_at) FROM alerts") > now - 60000);
 
     /* edited rules are read again at the next call, not before */
     rule(8, 1, "[\"lock\"]", "", "");
     e = dev1("lock");
-    assert_int_equal(alerts_on_event(a, db, &e, NULL), 0);
+    assert_int_equal(alerts_on_event(a, tdb.db, &e, NULL), 0);
     alerts_rules_changed(a);
-    assert_int_equal(alerts_on_event(a, db, &e, NULL), 1);
-    exec("UPDATE alert_rules SET enabled = 0 WHERE id = 8");
+    assert_int_equal(alerts_on_event(a, tdb.db, &e, NULL), 1);
+    testdb_exec(tdb.db, "UPDATE alert_rules SET enabled = 0 WHERE id = 8");
     alerts_rules_changed(a);
-    assert_int_equal(alerts_on_event(a, db, &e, NULL), 0);
+    assert_int_equal(alerts_on_event(a, tdb.db, &e, NULL), 0);
     alerts_free(a);
 }
 
@@ -211,26 +175,27 @@ static void test_match_types_and_scopes(void **state)
 static void test_deliveries_queued(void **state)
 {
     (void)state;
-    exec("INSERT INTO webhooks(id, org_id, name, url, secret, created_at) VALUES"
-         " (1, 1, 'on', 'http://127.0.0.1:1/', 's', 0),"
-         " (2, 1, 'off', 'http://127.0.0.1:1/', 's', 0)");
-    exec("UPDATE webhooks SET enabled = 0 WHERE id = 2");
+    testdb_exec(tdb.db, "INSERT INTO webhooks(id, org_id, name, url, secret, created_at) VALUES"
+                        " (1, 1, 'on', 'http://127.0.0.1:1/', 's', 0),"
+                        " (2, 1, 'off', 'http://127.0.0.1:1/', 's', 0)");
+    testdb_exec(tdb.db, "UPDATE webhooks SET enabled = 0 WHERE id = 2");
     rule(1, 1, "[\"tamper\"]", ", webhook_id", ", 1");
     rule(2, 1, "[\"tamper\"]", ", webhook_id", ", 2");
     rule(3, 1, "[\"tamper\"]", "", "");
     struct alerts *a;
-    assert_int_equal(alerts_open(db, &a), 0);
+    assert_int_equal(alerts_open(tdb.db, &a), 0);
     int64_t before = st_now_ms();
     struct domain_event e = dev1("tamper");
-    exec("BEGIN IMMEDIATE");
-    assert_int_equal(alerts_on_event(a, db, &e, NULL), 3);
-    exec("COMMIT");
-    assert_int_equal(scalar("SELECT count(*) FROM webhook_deliveries"), 1);
-    assert_int_equal(scalar("SELECT count(*) FROM webhook_deliveries d JOIN alerts a"
-                            " ON a.id = d.alert_id WHERE a.rule_id = 1 AND d.webhook_id = 1"
-                            " AND d.state = 'pending' AND d.attempts = 0"
-                            " AND d.next_attempt_at >= %lld AND d.created_at >= %lld",
-                            (long long)before, (long long)before),
+    testdb_exec(tdb.db, "BEGIN IMMEDIATE");
+    assert_int_equal(alerts_on_event(a, tdb.db, &e, NULL), 3);
+    testdb_exec(tdb.db, "COMMIT");
+    assert_int_equal(testdb_scalar(tdb.db, "SELECT count(*) FROM webhook_deliveries"), 1);
+    assert_int_equal(testdb_scalar(tdb.db,
+                                   "SELECT count(*) FROM webhook_deliveries d JOIN alerts a"
+                                   " ON a.id = d.alert_id WHERE a.rule_id = 1 AND d.webhook_id = 1"
+                                   " AND d.state = 'pending' AND d.attempts = 0"
+                                   " AND d.next_attempt_at >= %lld AND d.created_at >= %lld",
+                                   (long long)before, (long long)before),
                      1);
     alerts_free(a);
 }
@@ -264,9 +229,9 @@ static void test_stream_json(void **state)
     (void)state;
     rule(1, 1, "[\"unlock\"]", "", "");
     rule(2, 1, "[\"unlock\"]", ", stream", ", 0"); /* stored, not streamed */
-    exec("UPDATE alert_rules SET name = 'quote \" and \\ back' WHERE id = 1");
+    testdb_exec(tdb.db, "UPDATE alert_rules SET name = 'quote \" and \\ back' WHERE id = 1");
     struct alerts *a;
-    assert_int_equal(alerts_open(db, &a), 0);
+    assert_int_equal(alerts_open(tdb.db, &a), 0);
     struct domain_event e = dev2("unlock");
     e.event_id = 55;
     e.has_pos = true;
@@ -279,14 +244,14 @@ static void test_stream_json(void **state)
     e.battery_pct = 41;
     e.detail = "{\"zone\":\"depot\",\"source\":\"shadowed\",\"n\":[1,{\"x\":null}]}";
     struct buf live = {0};
-    assert_int_equal(alerts_on_event(a, db, &e, &live), 2);
+    assert_int_equal(alerts_on_event(a, tdb.db, &e, &live), 2);
     buf_append(&live, "", 1);
     const char *text = (const char *)live.data;
     assert_null(strstr(strstr(text, "\n\n") + 2, "event: ")); /* one event */
 
     json_t *j = event_json(text, 0, "alert");
     assert_int_equal(json_integer_value(json_object_get(j, "id")),
-                     scalar("SELECT id FROM alerts WHERE rule_id = 1"));
+                     testdb_scalar(tdb.db, "SELECT id FROM alerts WHERE rule_id = 1"));
     assert_string_equal(json_string_value(json_object_get(j, "type")), "unlock");
     assert_string_equal(json_string_value(json_object_get(j, "time")), "2026-01-01T00:00:00Z");
     assert_int_equal(json_integer_value(json_object_get(j, "device_id")), 2);
@@ -312,7 +277,7 @@ static void test_stream_json(void **state)
     /* the stored detail is the same object */
     sqlite3_stmt *st;
     assert_int_equal(
-        sqlite3_prepare_v2(db, "SELECT detail FROM alerts WHERE rule_id = 2", -1, &st, NULL),
+        sqlite3_prepare_v2(tdb.db, "SELECT detail FROM alerts WHERE rule_id = 2", -1, &st, NULL),
         SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     json_error_t err;
@@ -326,7 +291,7 @@ static void test_stream_json(void **state)
     live.len = 0;
     e = dev1("unlock");
     e.detail = "{not json";
-    assert_int_equal(alerts_on_event(a, db, &e, &live), 2);
+    assert_int_equal(alerts_on_event(a, tdb.db, &e, &live), 2);
     buf_append(&live, "", 1);
     j = event_json((const char *)live.data, 0, "alert");
     assert_int_equal(json_object_size(json_object_get(j, "detail")), 0);
@@ -346,21 +311,22 @@ static void test_thresholds_once_per_excursion(void **state)
     rule(2, 1, "[\"low_battery\"]", ", battery_pct, device_id", ", 20, 1");
     rule(3, 1, "[\"overspeed\"]", "", ""); /* no limit: never fires on positions */
     struct alerts *a;
-    assert_int_equal(alerts_open(db, &a), 0);
+    assert_int_equal(alerts_open(tdb.db, &a), 0);
     struct buf live = {0};
     const double speeds[] = {50, 90, 100, -1, 80, 95, 120, 70, 81};
     const int fired[] = {0, 1, 0, 0, 0, 1, 0, 0, 1};
     for (size_t i = 0; i < sizeof speeds / sizeof speeds[0]; i++) {
         struct domain_event e = dev1("position");
         e.speed_kmh = speeds[i];
-        assert_int_equal(alerts_on_position(a, db, &e, &live), fired[i]);
+        assert_int_equal(alerts_on_position(a, tdb.db, &e, &live), fired[i]);
     }
     assert_int_equal(alerts_of(1), 3);
-    assert_int_equal(scalar("SELECT count(*) FROM alerts WHERE type = 'overspeed'"), 3);
+    assert_int_equal(testdb_scalar(tdb.db, "SELECT count(*) FROM alerts WHERE type = 'overspeed'"),
+                     3);
     /* each device has its own excursion */
     struct domain_event e = dev2("position");
     e.speed_kmh = 130;
-    assert_int_equal(alerts_on_position(a, db, &e, NULL), 1);
+    assert_int_equal(alerts_on_position(a, tdb.db, &e, NULL), 1);
     assert_int_equal(alerts_of(1), 4);
 
     const int batteries[] = {50, 20, 15, -1, 21, 10, 5};
@@ -368,16 +334,17 @@ static void test_thresholds_once_per_excursion(void **state)
     for (size_t i = 0; i < sizeof batteries / sizeof batteries[0]; i++) {
         e = dev1("position");
         e.battery_pct = batteries[i];
-        assert_int_equal(alerts_on_position(a, db, &e, NULL), low[i]);
+        assert_int_equal(alerts_on_position(a, tdb.db, &e, NULL), low[i]);
     }
     e = dev2("position"); /* rule 2 is scoped to device 1 */
     e.battery_pct = 3;
-    assert_int_equal(alerts_on_position(a, db, &e, NULL), 0);
+    assert_int_equal(alerts_on_position(a, tdb.db, &e, NULL), 0);
     assert_int_equal(alerts_of(2), 2);
     assert_int_equal(alerts_of(3), 0);
-    assert_int_equal(scalar("SELECT count(*) FROM alerts WHERE rule_id = 2 AND type ="
-                            " 'low_battery' AND json_extract(detail, '$.battery_pct') = 20"
-                            " AND json_extract(detail, '$.limit_pct') = 20"),
+    assert_int_equal(testdb_scalar(tdb.db,
+                                   "SELECT count(*) FROM alerts WHERE rule_id = 2 AND type ="
+                                   " 'low_battery' AND json_extract(detail, '$.battery_pct') = 20"
+                                   " AND json_extract(detail, '$.limit_pct') = 20"),
                      1);
     /* the streamed alerts name their type and limit */
     buf_append(&live, "", 1);
@@ -404,43 +371,46 @@ static void test_offline_once_per_silence(void **state)
     rule(4, 2, "[\"device_offline\"]", ", offline_minutes", ", 5");
     /* device 1 silent 10 minutes, device 2 seen now, device 4 never seen, device 3 (org 2)
      * silent 6 minutes */
-    exec("INSERT INTO device_state(device_id, last_seen, lat, lon) VALUES"
-         " (1, %lld, 52.5, 13.4), (2, %lld, NULL, NULL), (3, %lld, NULL, NULL)",
-         (long long)(now - 10 * min), (long long)now, (long long)(now - 6 * min));
+    testdb_exec(tdb.db,
+                "INSERT INTO device_state(device_id, last_seen, lat, lon) VALUES"
+                " (1, %lld, 52.5, 13.4), (2, %lld, NULL, NULL), (3, %lld, NULL, NULL)",
+                (long long)(now - 10 * min), (long long)now, (long long)(now - 6 * min));
     struct alerts *a;
-    assert_int_equal(alerts_open(db, &a), 0);
+    assert_int_equal(alerts_open(tdb.db, &a), 0);
     struct buf live = {0};
-    assert_int_equal(alerts_offline_pass(a, db, now, &live), 2); /* rule 1: dev 1; rule 4: dev 3 */
+    assert_int_equal(alerts_offline_pass(a, tdb.db, now, &live),
+                     2); /* rule 1: dev 1; rule 4: dev 3 */
     assert_int_equal(alerts_of(1), 1);
     assert_int_equal(alerts_of(4), 1);
-    assert_int_equal(scalar("SELECT count(*) FROM alerts WHERE rule_id = 1 AND device_id = 1"
-                            " AND type = 'device_offline' AND time = %lld AND lat = 52.5"
-                            " AND json_extract(detail, '$.offline_minutes') = 5",
-                            (long long)((now - 10 * min) / 1000)),
+    assert_int_equal(testdb_scalar(tdb.db,
+                                   "SELECT count(*) FROM alerts WHERE rule_id = 1 AND device_id = 1"
+                                   " AND type = 'device_offline' AND time = %lld AND lat = 52.5"
+                                   " AND json_extract(detail, '$.offline_minutes') = 5",
+                                   (long long)((now - 10 * min) / 1000)),
                      1);
     buf_append(&live, "", 1);
     json_t *j = event_json((const char *)live.data, 0, "alert");
     assert_string_equal(json_string_value(json_object_get(j, "type")), "device_offline");
     json_decref(j);
     /* the same silence never fires again */
-    assert_int_equal(alerts_offline_pass(a, db, now + 1000, NULL), 0);
+    assert_int_equal(alerts_offline_pass(a, tdb.db, now + 1000, NULL), 0);
     /* an hour on, device 2 is silent too: rules 1, 2 (group g2, 30 minutes), 3 (shipment 7) */
-    assert_int_equal(alerts_offline_pass(a, db, now + 60 * min, NULL), 3);
+    assert_int_equal(alerts_offline_pass(a, tdb.db, now + 60 * min, NULL), 3);
     assert_int_equal(alerts_of(1), 2);
     assert_int_equal(alerts_of(2), 1);
     assert_int_equal(alerts_of(3), 1);
-    assert_int_equal(alerts_offline_pass(a, db, now + 61 * min, NULL), 0);
+    assert_int_equal(alerts_offline_pass(a, tdb.db, now + 61 * min, NULL), 0);
     /* device 1 speaks and falls silent again: a new silence, a new alert */
-    exec("UPDATE device_state SET last_seen = %lld WHERE device_id = 1",
-         (long long)(now + 2 * min));
-    assert_int_equal(alerts_offline_pass(a, db, now + 4 * min, NULL), 0);
-    assert_int_equal(alerts_offline_pass(a, db, now + 8 * min, NULL), 1);
+    testdb_exec(tdb.db, "UPDATE device_state SET last_seen = %lld WHERE device_id = 1",
+                (long long)(now + 2 * min));
+    assert_int_equal(alerts_offline_pass(a, tdb.db, now + 4 * min, NULL), 0);
+    assert_int_equal(alerts_offline_pass(a, tdb.db, now + 8 * min, NULL), 1);
     assert_int_equal(alerts_of(1), 3);
     /* a closed shipment's device is no longer the rule's */
-    exec("UPDATE shipments SET status = 'closed' WHERE id = 7");
-    exec("UPDATE device_state SET last_seen = %lld WHERE device_id = 2",
-         (long long)(now + 62 * min));
-    assert_int_equal(alerts_offline_pass(a, db, now + 100 * min, NULL), 1 + 1); /* rules 1, 2 */
+    testdb_exec(tdb.db, "UPDATE shipments SET status = 'closed' WHERE id = 7");
+    testdb_exec(tdb.db, "UPDATE device_state SET last_seen = %lld WHERE device_id = 2",
+                (long long)(now + 62 * min));
+    assert_int_equal(alerts_offline_pass(a, tdb.db, now + 100 * min, NULL), 1 + 1); /* rules 1, 2 */
     assert_int_equal(alerts_of(3), 1);
     buf_free(&live);
     alerts_free(a);
@@ -451,19 +421,22 @@ static void test_offline_bounded(void **state)
 {
     (void)state;
     int64_t now = st_now_ms();
-    exec("WITH RECURSIVE n(k) AS (SELECT 100 UNION ALL SELECT k + 1 FROM n WHERE k < 2599)"
-         " INSERT INTO devices(id, uid, org_id, created_at) SELECT k, 'bulk-' || k, 1, 0 FROM n");
-    exec("INSERT INTO device_state(device_id, last_seen) SELECT id, %lld FROM devices"
-         " WHERE id >= 100",
-         (long long)(now - 3600000));
+    testdb_exec(
+        tdb.db,
+        "WITH RECURSIVE n(k) AS (SELECT 100 UNION ALL SELECT k + 1 FROM n WHERE k < 2599)"
+        " INSERT INTO devices(id, uid, org_id, created_at) SELECT k, 'bulk-' || k, 1, 0 FROM n");
+    testdb_exec(tdb.db,
+                "INSERT INTO device_state(device_id, last_seen) SELECT id, %lld FROM devices"
+                " WHERE id >= 100",
+                (long long)(now - 3600000));
     rule(1, 1, "[\"device_offline\"]", ", offline_minutes", ", 5");
     struct alerts *a;
-    assert_int_equal(alerts_open(db, &a), 0);
+    assert_int_equal(alerts_open(tdb.db, &a), 0);
     int total = 0, passes = 0;
     for (;;) { /* each pass in its transaction, as the writer runs it */
-        exec("BEGIN IMMEDIATE");
-        int n = alerts_offline_pass(a, db, now, NULL);
-        exec("COMMIT");
+        testdb_exec(tdb.db, "BEGIN IMMEDIATE");
+        int n = alerts_offline_pass(a, tdb.db, now, NULL);
+        testdb_exec(tdb.db, "COMMIT");
         if (n <= 0)
             break;
         assert_true(n <= 1000);
@@ -472,7 +445,7 @@ static void test_offline_bounded(void **state)
     }
     assert_int_equal(total, 2500);
     assert_int_equal(passes, 3);
-    assert_int_equal(alerts_offline_pass(a, db, now, NULL), 0);
+    assert_int_equal(alerts_offline_pass(a, tdb.db, now, NULL), 0);
     assert_int_equal(alerts_of(1), 2500);
     alerts_free(a);
 }
@@ -659,9 +632,10 @@ static int dead_port(void)
 
 static void webhook_row(int64_t id, int port, const char *secret)
 {
-    exec("INSERT INTO webhooks(id, org_id, name, url, secret, created_at)"
-         " VALUES(%lld, 1, 'hook %lld', 'http://127.0.0.1:%d/hook?x=1', '%s', 0)",
-         (long long)id, (long long)id, port, secret);
+    testdb_exec(tdb.db,
+                "INSERT INTO webhooks(id, org_id, name, url, secret, created_at)"
+                " VALUES(%lld, 1, 'hook %lld', 'http://127.0.0.1:%d/hook?x=1', '%s', 0)",
+                (long long)id, (long long)id, port, secret);
 }
 
 /* One alert of rule `id` (which posts to webhook `id`) for device 1. */
@@ -673,7 +647,7 @@ static void alert_for_webhook(struct alerts **a, int64_t id)
     if (*a)
         alerts_rules_changed(*a);
     else
-        assert_int_equal(alerts_open(db, a), 0);
+        assert_int_equal(alerts_open(tdb.db, a), 0);
 }
 
 static void fire_tamper(struct alerts *a, int want)
@@ -683,15 +657,15 @@ static void fire_tamper(struct alerts *a, int want)
     e.lat = 52.5;
     e.lon = 13.4;
     e.source = "sensor";
-    exec("BEGIN IMMEDIATE");
-    assert_int_equal(alerts_on_event(a, db, &e, NULL), want);
-    exec("COMMIT");
+    testdb_exec(tdb.db, "BEGIN IMMEDIATE");
+    assert_int_equal(alerts_on_event(a, tdb.db, &e, NULL), want);
+    testdb_exec(tdb.db, "COMMIT");
 }
 
 static const char *state_of(int64_t webhook_id, char *out, size_t cap)
 {
     sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(db,
+    assert_int_equal(sqlite3_prepare_v2(tdb.db,
                                         "SELECT state FROM webhook_deliveries"
                                         " WHERE webhook_id = ?1",
                                         -1, &st, NULL),
@@ -725,7 +699,7 @@ static void test_webhook_signed_delivery(void **state)
     struct alerts *a = NULL;
     alert_for_webhook(&a, 1);
     fire_tamper(a, 1);
-    struct webhook_opts o = {.db_path = db_path, .backoff_ms = 50, .timeout_ms = 2000};
+    struct webhook_opts o = {.db_path = tdb.path, .backoff_ms = 50, .timeout_ms = 2000};
     struct webhook_sender *w;
     assert_int_equal(webhook_start(&o, &w), 0);
     webhook_wake(w);
@@ -733,11 +707,12 @@ static void test_webhook_signed_delivery(void **state)
     webhook_stop(w);
     assert_int_equal(rx_requests(&rx), 1);
     assert_int_equal(rx.good_signatures, 1);
-    int64_t id = scalar("SELECT id FROM webhook_deliveries");
+    int64_t id = testdb_scalar(tdb.db, "SELECT id FROM webhook_deliveries");
     assert_int_equal(strtoll(rx.delivery, NULL, 10), id);
-    assert_int_equal(scalar("SELECT attempts FROM webhook_deliveries"), 1);
-    assert_int_equal(scalar("SELECT last_status FROM webhook_deliveries"), 200);
-    assert_true(scalar("SELECT delivered_at FROM webhook_deliveries") >= st_now_ms() - 10000);
+    assert_int_equal(testdb_scalar(tdb.db, "SELECT attempts FROM webhook_deliveries"), 1);
+    assert_int_equal(testdb_scalar(tdb.db, "SELECT last_status FROM webhook_deliveries"), 200);
+    assert_true(testdb_scalar(tdb.db, "SELECT delivered_at FROM webhook_deliveries") >=
+                st_now_ms() - 10000);
 
     json_error_t err;
     json_t *j = json_loads(rx.body, 0, &err);
@@ -745,7 +720,7 @@ static void test_webhook_signed_delivery(void **state)
     assert_int_equal(json_integer_value(json_object_get(j, "delivery_id")), id);
     json_t *al = json_object_get(j, "alert");
     assert_int_equal(json_integer_value(json_object_get(al, "id")),
-                     scalar("SELECT id FROM alerts"));
+                     testdb_scalar(tdb.db, "SELECT id FROM alerts"));
     assert_string_equal(json_string_value(json_object_get(al, "type")), "tamper");
     assert_string_equal(json_string_value(json_object_get(al, "time")), "2026-01-01T00:00:00Z");
     json_t *dev = json_object_get(al, "device");
@@ -783,15 +758,15 @@ static void test_webhook_retries_with_backoff(void **state)
     alert_for_webhook(&a, 1);
     fire_tamper(a, 1);
     struct webhook_opts o = {
-        .db_path = db_path, .backoff_ms = 50, .timeout_ms = 2000, .max_attempts = 5};
+        .db_path = tdb.path, .backoff_ms = 50, .timeout_ms = 2000, .max_attempts = 5};
     struct webhook_sender *w;
     assert_int_equal(webhook_start(&o, &w), 0);
     assert_true(wait_state(1, "delivered", 3000) >= 0);
     webhook_stop(w);
     assert_int_equal(rx_requests(&rx), 3);
     assert_int_equal(rx.good_signatures, 3);
-    assert_int_equal(scalar("SELECT attempts FROM webhook_deliveries"), 3);
-    assert_int_equal(scalar("SELECT last_status FROM webhook_deliveries"), 200);
+    assert_int_equal(testdb_scalar(tdb.db, "SELECT attempts FROM webhook_deliveries"), 3);
+    assert_int_equal(testdb_scalar(tdb.db, "SELECT last_status FROM webhook_deliveries"), 200);
     /* 50 ms, then 100 ms between attempts at least */
     assert_true(rx.at_us[1] - rx.at_us[0] >= 50000);
     assert_true(rx.at_us[2] - rx.at_us[1] >= 100000);
@@ -815,16 +790,16 @@ static void test_webhook_dead_ones_do_not_delay(void **state)
     for (int64_t id = 1; id <= 3; id++)
         alert_for_webhook(&a, id);
     /* a backlog for the dead and the hanging webhook first, then one healthy alert */
-    exec("DELETE FROM alert_rules WHERE id = 3");
+    testdb_exec(tdb.db, "DELETE FROM alert_rules WHERE id = 3");
     alerts_rules_changed(a);
     for (int i = 0; i < 8; i++)
         fire_tamper(a, 2);
     rule(3, 1, "[\"tamper\"]", ", webhook_id, device_id", ", 3, 1");
-    exec("DELETE FROM alert_rules WHERE id IN (1, 2)");
+    testdb_exec(tdb.db, "DELETE FROM alert_rules WHERE id IN (1, 2)");
     alerts_rules_changed(a);
     fire_tamper(a, 1);
 
-    struct webhook_opts o = {.db_path = db_path,
+    struct webhook_opts o = {.db_path = tdb.path,
                              .backoff_ms = 50,
                              .timeout_ms = 300,
                              .max_attempts = 2,
@@ -836,19 +811,22 @@ static void test_webhook_dead_ones_do_not_delay(void **state)
     int64_t took = wait_state(3, "delivered", 1000);
     assert_true(took >= 0);
     assert_true(took < 250);
-    assert_int_equal(scalar("SELECT count(*) FROM webhook_deliveries WHERE webhook_id = 2"
-                            " AND state = 'pending'"),
+    assert_int_equal(testdb_scalar(tdb.db,
+                                   "SELECT count(*) FROM webhook_deliveries WHERE webhook_id = 2"
+                                   " AND state = 'pending'"),
                      8);
     /* then each of the others fails after max_attempts */
     int64_t t0 = st_monotonic_us();
-    while (scalar("SELECT count(*) FROM webhook_deliveries WHERE state = 'failed'") < 16 &&
+    while (testdb_scalar(tdb.db, "SELECT count(*) FROM webhook_deliveries WHERE state = 'failed'") <
+               16 &&
            st_monotonic_us() - t0 < 10000000)
         usleep(20000);
     webhook_stop(w);
-    assert_int_equal(scalar("SELECT count(*) FROM webhook_deliveries WHERE webhook_id IN (1, 2)"
-                            " AND state = 'failed' AND attempts = 2 AND last_status IS NULL"
-                            " AND last_error IS NOT NULL"),
-                     16);
+    assert_int_equal(
+        testdb_scalar(tdb.db, "SELECT count(*) FROM webhook_deliveries WHERE webhook_id IN (1, 2)"
+                              " AND state = 'failed' AND attempts = 2 AND last_status IS NULL"
+                              " AND last_error IS NOT NULL"),
+        16);
     assert_int_equal(rx_requests(&hang), 16); /* every attempt reached it */
     assert_int_equal(rx_requests(&ok), 1);
     alerts_free(a);
@@ -866,16 +844,16 @@ static void test_webhook_disabled_waits(void **state)
     struct alerts *a = NULL;
     alert_for_webhook(&a, 1);
     fire_tamper(a, 1);
-    exec("UPDATE webhooks SET enabled = 0");
-    struct webhook_opts o = {.db_path = db_path, .backoff_ms = 50, .timeout_ms = 300};
+    testdb_exec(tdb.db, "UPDATE webhooks SET enabled = 0");
+    struct webhook_opts o = {.db_path = tdb.path, .backoff_ms = 50, .timeout_ms = 300};
     struct webhook_sender *w;
     assert_int_equal(webhook_start(&o, &w), 0);
     usleep(300000);
     char s[16];
     assert_string_equal(state_of(1, s, sizeof s), "pending");
-    assert_int_equal(scalar("SELECT attempts FROM webhook_deliveries"), 0);
+    assert_int_equal(testdb_scalar(tdb.db, "SELECT attempts FROM webhook_deliveries"), 0);
     assert_int_equal(rx_requests(&rx), 0);
-    exec("UPDATE webhooks SET enabled = 1");
+    testdb_exec(tdb.db, "UPDATE webhooks SET enabled = 1");
     assert_true(wait_state(1, "delivered", 2000) >= 0);
     webhook_stop(w);
     assert_int_equal(rx_requests(&rx), 1);
@@ -911,10 +889,11 @@ static struct answer call(int64_t org, int role, const char *method, const char 
                                .peer = "127.0.0.1",
                                .n_headers = 1};
     req.headers[0] = (struct http_header){"content-type", "application/json"};
-    struct api_call c = {.req = &req, .db = db, .who = {.user_id = 1, .org_id = org, .role = role}};
+    struct api_call c = {
+        .req = &req, .db = tdb.db, .who = {.user_id = 1, .org_id = org, .role = role}};
     api_call_run_for_test(api, &c);
-    assert_true(sqlite3_get_autocommit(db));
-    assert_null(sqlite3_next_stmt(db, NULL));
+    assert_true(sqlite3_get_autocommit(tdb.db));
+    assert_null(sqlite3_next_stmt(tdb.db, NULL));
     struct answer a = {.status = c.status};
     json_error_t err;
     if (c.body.len)
@@ -948,9 +927,9 @@ static int route_setup(void **state)
     if (setup(state) || auth_init())
         return -1;
     st_config_defaults(&cfg);
-    snprintf(cfg.db, sizeof cfg.db, "%s", db_path);
+    snprintf(cfg.db, sizeof cfg.db, "%s", tdb.path);
     char store_path[128];
-    snprintf(store_path, sizeof store_path, "%s/s.db", dir);
+    snprintf(store_path, sizeof store_path, "%s/s.db", tdb.dir);
     struct store_opts so = {
         .path = store_path, .batch_max = 16, .queue_max = 16, .retention_interval_s = 86400};
     if (store_open(&so, &store))
@@ -980,9 +959,10 @@ static void test_routes_webhooks(void **state)
                                     "0123456789-_"),
                      43);
     assert_true(json_is_true(json_object_get(j, "enabled")));
-    assert_int_equal(scalar("SELECT count(*) FROM webhooks WHERE id = %lld AND secret = '%s'",
-                            (long long)id, secret),
-                     1);
+    assert_int_equal(
+        testdb_scalar(tdb.db, "SELECT count(*) FROM webhooks WHERE id = %lld AND secret = '%s'",
+                      (long long)id, secret),
+        1);
     json_decref(j);
     /* the secret is never shown again */
     char path[64];
@@ -1002,7 +982,9 @@ static void test_routes_webhooks(void **state)
     assert_true(json_is_false(json_object_get(j, "enabled")));
     assert_null(json_object_get(j, "secret"));
     json_decref(j);
-    assert_int_equal(scalar("SELECT count(*) FROM webhooks WHERE secret = '0123456789abcdef'"), 1);
+    assert_int_equal(
+        testdb_scalar(tdb.db, "SELECT count(*) FROM webhooks WHERE secret = '0123456789abcdef'"),
+        1);
 
     /* bad input names its field */
     expect_error(call(1, ROLE_OPERATOR, "POST", "/api/webhooks",
@@ -1028,11 +1010,14 @@ static void test_routes_webhooks(void **state)
     expect_error(call(1, ROLE_VIEWER, "GET", "/api/webhooks", NULL), 403, NULL);
 
     /* the delivery log, newest first, a page at a time */
-    exec("INSERT INTO alerts(id, org_id, type, time, created_at) VALUES(1, 1, 'tamper', 0, 0)");
+    testdb_exec(
+        tdb.db,
+        "INSERT INTO alerts(id, org_id, type, time, created_at) VALUES(1, 1, 'tamper', 0, 0)");
     for (int i = 0; i < 5; i++)
-        exec("INSERT INTO webhook_deliveries(alert_id, webhook_id, state, next_attempt_at,"
-             " created_at) VALUES(1, %lld, '%s', 1767225600000, 1767225600000)",
-             (long long)id, i == 4 ? "pending" : "failed");
+        testdb_exec(tdb.db,
+                    "INSERT INTO webhook_deliveries(alert_id, webhook_id, state, next_attempt_at,"
+                    " created_at) VALUES(1, %lld, '%s', 1767225600000, 1767225600000)",
+                    (long long)id, i == 4 ? "pending" : "failed");
     snprintf(path, sizeof path, "/api/webhooks/%lld/deliveries?limit=3", (long long)id);
     j = expect(call(1, ROLE_OPERATOR, "GET", path, NULL), 200, NULL);
     json_t *list = json_object_get(j, "deliveries");
@@ -1056,15 +1041,16 @@ static void test_routes_webhooks(void **state)
     /* deleting takes its deliveries along */
     snprintf(path, sizeof path, "/api/webhooks/%lld", (long long)id);
     expect_error(call(1, ROLE_OPERATOR, "DELETE", path, NULL), 204, NULL);
-    assert_int_equal(scalar("SELECT count(*) FROM webhook_deliveries"), 0);
+    assert_int_equal(testdb_scalar(tdb.db, "SELECT count(*) FROM webhook_deliveries"), 0);
     expect_error(call(1, ROLE_OPERATOR, "GET", path, NULL), 404, NULL);
 }
 
 static void test_routes_rules_and_alerts(void **state)
 {
     (void)state;
-    exec("INSERT INTO webhooks(id, org_id, name, url, secret, created_at) VALUES"
-         " (5, 1, 'mine', 'http://h/', 's', 0), (6, 2, 'theirs', 'http://h/', 's', 0)");
+    testdb_exec(tdb.db,
+                "INSERT INTO webhooks(id, org_id, name, url, secret, created_at) VALUES"
+                " (5, 1, 'mine', 'http://h/', 's', 0), (6, 2, 'theirs', 'http://h/', 's', 0)");
     const char *url = "/api/alert-rules";
     struct {
         const char *body, *field;
@@ -1111,7 +1097,7 @@ static void test_routes_rules_and_alerts(void **state)
     struct answer a = call(1, ROLE_OPERATOR, "POST", url, bad[0].body);
     assert_non_null(strstr(json_string_value(json_object_get(a.json, "error")), "bogus"));
     json_decref(a.json);
-    assert_int_equal(scalar("SELECT count(*) FROM alert_rules"), 0);
+    assert_int_equal(testdb_scalar(tdb.db, "SELECT count(*) FROM alert_rules"), 0);
     expect_error(call(1, ROLE_VIEWER, "POST", url, "{\"name\":\"r\",\"types\":[\"tamper\"]}"), 403,
                  NULL);
 
@@ -1160,17 +1146,19 @@ static void test_routes_rules_and_alerts(void **state)
 
     /* what the API stored is what the matcher reads */
     struct alerts *al;
-    assert_int_equal(alerts_open(db, &al), 0);
+    assert_int_equal(alerts_open(tdb.db, &al), 0);
     struct domain_event e = dev1("position");
     e.speed_kmh = 100;
-    assert_int_equal(alerts_on_position(al, db, &e, NULL), 1);
+    assert_int_equal(alerts_on_position(al, tdb.db, &e, NULL), 1);
     e = dev1("tamper");
-    assert_int_equal(alerts_on_event(al, db, &e, NULL), 0);
+    assert_int_equal(alerts_on_event(al, tdb.db, &e, NULL), 0);
     alerts_free(al);
-    exec("INSERT INTO alerts(org_id, rule_id, device_id, type, time, created_at, detail) VALUES"
-         " (1, NULL, 2, 'tamper', %d, 0, '{}'), (1, NULL, 1, 'tamper', %d, 0, NULL),"
-         " (2, NULL, 3, 'tamper', %d, 0, NULL)",
-         T0 - 86400, T0 + 60, T0);
+    testdb_exec(
+        tdb.db,
+        "INSERT INTO alerts(org_id, rule_id, device_id, type, time, created_at, detail) VALUES"
+        " (1, NULL, 2, 'tamper', %d, 0, '{}'), (1, NULL, 1, 'tamper', %d, 0, NULL),"
+        " (2, NULL, 3, 'tamper', %d, 0, NULL)",
+        T0 - 86400, T0 + 60, T0);
 
     /* alerts, newest first, filtered and paged */
     j = expect(call(1, ROLE_VIEWER, "GET", "/api/alerts", NULL), 200, NULL);

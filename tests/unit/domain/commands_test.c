@@ -26,7 +26,7 @@
 #include "../../../src/domain/custody.h"
 #include "../../../src/proto/jt808.h"
 #include "../../../src/proto/proto.h"
-#include "../../../src/store/schema.h"
+#include "../testdb.h"
 
 #define JT701D 1 /* device rows (seed) */
 #define JT709A 2
@@ -36,8 +36,7 @@
 #define JT709A_UID "794308010679"
 #define NOW 1780000000
 
-static char dir[64];
-static sqlite3 *db;
+static struct testdb tdb;
 
 static const char seed_sql[] =
     "INSERT INTO orgs(id, name, created_at) VALUES(2, 'other', 0);"
@@ -58,62 +57,26 @@ static const char seed_sql[] =
 static int setup(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof dir, "/tmp/commands_test.XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    char path[128];
-    snprintf(path, sizeof path, "%s/db", dir);
-    assert_int_equal(schema_open(path, 0, &db), 0);
-    assert_int_equal(sqlite3_exec(db, seed_sql, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(testdb_open(&tdb, "commands"), 0);
+    testdb_exec(tdb.db, "%s", seed_sql);
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    assert_true(sqlite3_get_autocommit(db));  /* no transaction left open */
-    assert_null(sqlite3_next_stmt(db, NULL)); /* no statement left unfinalized */
-    sqlite3_close(db);
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
+    assert_true(sqlite3_get_autocommit(tdb.db));  /* no transaction left open */
+    assert_null(sqlite3_next_stmt(tdb.db, NULL)); /* no statement left unfinalized */
+    assert_int_equal(testdb_close(&tdb), 0);
     return 0;
-}
-
-static void exec_ok(const char *sql)
-{
-    char *msg = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
-        fail_msg("%s: %s", sql, msg);
-}
-
-static int64_t scalar(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int64_t scalar(const char *fmt, ...)
-{
-    char sql[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(sql, sizeof sql, fmt, ap);
-    va_end(ap);
-    sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    int64_t v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
-    sqlite3_finalize(st);
-    return v;
 }
 
 /* A text column of command id (copied). */
 static const char *column(int64_t id, const char *col)
 {
     static char out[512];
-    char sql[128];
-    snprintf(sql, sizeof sql, "SELECT %s FROM commands WHERE id = %lld", col, (long long)id);
-    sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    snprintf(out, sizeof out, "%s",
-             sqlite3_column_text(st, 0) ? (const char *)sqlite3_column_text(st, 0) : "(null)");
-    sqlite3_finalize(st);
-    return out;
+    return testdb_text(tdb.db, out, sizeof out, "SELECT %s FROM commands WHERE id = %lld", col,
+                       (long long)id);
 }
 
 struct outcome {
@@ -130,14 +93,14 @@ static struct outcome create(struct command_request req)
     req.user_id = 1;
     req.user_name = "alice";
     req.now = req.now ? req.now : NOW;
-    o.rc = commands_create(db, &req, &o.id, &o.field, o.err, sizeof o.err);
+    o.rc = commands_create(tdb.db, &req, &o.id, &o.field, o.err, sizeof o.err);
     return o;
 }
 
 static int take(int64_t device, const struct proto_ops *p, struct proto_ctx *ctx, int64_t now,
                 struct command_wire *out, size_t cap)
 {
-    return commands_take(db, device, p, ctx, now, out, cap);
+    return commands_take(tdb.db, device, p, ctx, now, out, cap);
 }
 
 static struct report reports[PROTO_MAX_REPORTS];
@@ -153,9 +116,9 @@ static int answer(const struct proto_ops *p, int64_t device, int64_t shipment, c
     int rc = p->decode(&ctx, frame, len, reports, PROTO_MAX_REPORTS, &n, &reply);
     assert_true(rc == 0 || rc == ST_EUNSUPPORTED);
     assert_int_equal(n, 1);
-    exec_ok("BEGIN IMMEDIATE");
-    int m = commands_on_answer(db, device, shipment, &reports[0], NOW + 5, ev);
-    exec_ok("COMMIT");
+    testdb_exec(tdb.db, "BEGIN IMMEDIATE");
+    int m = commands_on_answer(tdb.db, device, shipment, &reports[0], NOW + 5, ev);
+    testdb_exec(tdb.db, "COMMIT");
     return m;
 }
 
@@ -185,12 +148,13 @@ static void test_jt701d_unlock_confirmed(void **state)
         (struct command_request){.device_id = JT701D, .type = "unlock", .password = "888888"});
     assert_int_equal(o.rc, COMMAND_QUEUED);
     assert_string_equal(column(o.id, "state"), "queued");
-    assert_int_equal(scalar("SELECT expires_at FROM commands WHERE id = %lld", (long long)o.id),
-                     NOW + COMMAND_TTL_DEFAULT_S);
+    assert_int_equal(
+        testdb_scalar(tdb.db, "SELECT expires_at FROM commands WHERE id = %lld", (long long)o.id),
+        NOW + COMMAND_TTL_DEFAULT_S);
     /* the password waits in the row to be sent, and is masked for the API */
     assert_string_equal(column(o.id, "params"), "{\"password\":\"888888\"}");
     assert_string_equal(column(o.id, COMMAND_PARAMS_MASKED("params")), "{\"password\":\"***\"}");
-    assert_true(commands_has_queued(db, JT701D, NOW));
+    assert_true(commands_has_queued(tdb.db, JT701D, NOW));
 
     struct proto_ctx ctx = {.now = NOW};
     struct command_wire w[COMMANDS_PER_TAKE];
@@ -202,7 +166,7 @@ static void test_jt701d_unlock_confirmed(void **state)
     assert_string_equal(column(o.id, "match_key"), "jt600:P43");
     assert_string_equal(column(o.id, "attempts"), "1");
     assert_string_equal(column(o.id, "sent_at"), "1780000001");
-    assert_false(commands_has_queued(db, JT701D, NOW));
+    assert_false(commands_has_queued(tdb.db, JT701D, NOW));
     assert_int_equal(take(JT701D, &proto_jt600, &ctx, NOW + 2, w, COMMANDS_PER_TAKE), 0);
 
     /* a heartbeat and a position are not answers */
@@ -292,18 +256,19 @@ static void test_jt709a_unlock_needs_template(void **state)
     assert_string_equal(o.err, "protocol jt808 (model JT709A) has no unlock command; an operator"
                                " can configure a command template for this model");
     assert_int_equal(o.id, 0);
-    assert_int_equal(scalar("SELECT count(*) FROM commands"), 0);
+    assert_int_equal(testdb_scalar(tdb.db, "SELECT count(*) FROM commands"), 0);
 
     /* templates ship disabled: a disabled one changes nothing */
-    exec_ok("INSERT INTO command_templates(org_id, model, type, template, created_at)"
-            " VALUES(1, 'JT709A', 'unlock', 'operator text {password} for {uid}', 0)");
+    testdb_exec(tdb.db, "INSERT INTO command_templates(org_id, model, type, template, created_at)"
+                        " VALUES(1, 'JT709A', 'unlock', 'operator text {password} for {uid}', 0)");
     assert_int_equal(create(req).rc, COMMAND_UNSUPPORTED);
     /* another organisation's enabled template is not ours */
-    exec_ok("INSERT INTO command_templates(org_id, model, type, template, enabled, created_at)"
-            " VALUES(2, 'JT709A', 'unlock', 'theirs {password}', 1, 0)");
+    testdb_exec(tdb.db,
+                "INSERT INTO command_templates(org_id, model, type, template, enabled, created_at)"
+                " VALUES(2, 'JT709A', 'unlock', 'theirs {password}', 1, 0)");
     assert_int_equal(create(req).rc, COMMAND_UNSUPPORTED);
 
-    exec_ok("UPDATE command_templates SET enabled = 1 WHERE org_id = 1");
+    testdb_exec(tdb.db, "UPDATE command_templates SET enabled = 1 WHERE org_id = 1");
     /* the template's placeholders are what is required now */
     o = create((struct command_request){.device_id = JT709A, .type = "unlock"});
     assert_int_equal(o.rc, COMMAND_INVALID);
@@ -344,8 +309,9 @@ static void test_jt709a_unlock_needs_template(void **state)
 static void test_jt709a_hex_template(void **state)
 {
     (void)state;
-    exec_ok("INSERT INTO command_templates(org_id, model, type, template, enabled, created_at)"
-            " VALUES(1, 'JT709A', 'unlock_dynamic', 'hex:8300{code}', 1, 0)");
+    testdb_exec(tdb.db,
+                "INSERT INTO command_templates(org_id, model, type, template, enabled, created_at)"
+                " VALUES(1, 'JT709A', 'unlock_dynamic', 'hex:8300{code}', 1, 0)");
     struct outcome o = create((struct command_request){
         .device_id = JT709A, .type = "unlock_dynamic", .code = "01414243"});
     assert_int_equal(o.rc, COMMAND_QUEUED);
@@ -457,10 +423,11 @@ static void test_refused_requests(void **state)
     assert_int_equal(o.rc, COMMAND_UNSUPPORTED);
     assert_string_equal(o.err, "device has not connected yet: its protocol is unknown");
     /* a protocol without downlink commands: a template has nothing to travel in */
-    exec_ok("INSERT INTO devices(id, uid, org_id, protocol, model, created_at)"
-            " VALUES(5, 'phone-5', 1, 'osmand', 'app', 0);"
-            "INSERT INTO command_templates(org_id, model, type, template, enabled, created_at)"
-            " VALUES(1, 'app', 'reboot', 'reboot', 1, 0)");
+    testdb_exec(tdb.db,
+                "INSERT INTO devices(id, uid, org_id, protocol, model, created_at)"
+                " VALUES(5, 'phone-5', 1, 'osmand', 'app', 0);"
+                "INSERT INTO command_templates(org_id, model, type, template, enabled, created_at)"
+                " VALUES(1, 'app', 'reboot', 'reboot', 1, 0)");
     o = create((struct command_request){.device_id = 5, .type = "reboot"});
     assert_int_equal(o.rc, COMMAND_UNSUPPORTED);
     assert_string_equal(o.err, "protocol osmand has no downlink commands");
@@ -468,7 +435,7 @@ static void test_refused_requests(void **state)
     assert_int_equal(o.rc, COMMAND_NO_DEVICE);
     o = create((struct command_request){.device_id = 999, .type = "reboot"});
     assert_int_equal(o.rc, COMMAND_NO_DEVICE);
-    assert_int_equal(scalar("SELECT count(*) FROM commands"), 0);
+    assert_int_equal(testdb_scalar(tdb.db, "SELECT count(*) FROM commands"), 0);
     /* the same request by the device's organisation goes through */
     o = create((struct command_request){.org_id = 2, .device_id = OTHER_ORG, .type = "reboot"});
     assert_int_equal(o.rc, COMMAND_QUEUED);
@@ -515,8 +482,8 @@ static void test_ttl_expiry(void **state)
     struct outcome q =
         create((struct command_request){.device_id = JT701D, .type = "reboot", .ttl_s = 60});
     assert_int_equal(q.rc, COMMAND_QUEUED);
-    assert_true(commands_has_queued(db, JT701D, NOW + 59));
-    assert_false(commands_has_queued(db, JT701D, NOW + 60));
+    assert_true(commands_has_queued(tdb.db, JT701D, NOW + 59));
+    assert_false(commands_has_queued(tdb.db, JT701D, NOW + 60));
     /* the device comes back too late: nothing goes out */
     struct proto_ctx ctx = {.now = NOW};
     struct command_wire w[2];
@@ -528,10 +495,10 @@ static void test_ttl_expiry(void **state)
     struct outcome s = create((struct command_request){
         .device_id = JT701D, .type = "unlock", .password = "888888", .ttl_s = 60});
     assert_int_equal(take(JT701D, &proto_jt600, &ctx, NOW + 1, w, 2), 1);
-    exec_ok("BEGIN IMMEDIATE");
-    assert_int_equal(commands_expire(db, NOW + 59), 0);
-    assert_int_equal(commands_expire(db, NOW + 60), 1);
-    exec_ok("COMMIT");
+    testdb_exec(tdb.db, "BEGIN IMMEDIATE");
+    assert_int_equal(commands_expire(tdb.db, NOW + 59), 0);
+    assert_int_equal(commands_expire(tdb.db, NOW + 60), 1);
+    testdb_exec(tdb.db, "COMMIT");
     assert_string_equal(column(s.id, "state"), "expired");
     assert_string_equal(column(s.id, "params"), "{\"password\":\"***\"}");
     /* a late answer confirms nothing */
@@ -547,7 +514,7 @@ static void test_untake(void **state)
     struct proto_ctx ctx = {.now = NOW};
     struct command_wire w[1];
     assert_int_equal(take(JT709A, &proto_jt808, &ctx, NOW, w, 1), 1);
-    assert_int_equal(commands_untake(db, &w[0].id, 1), 0);
+    assert_int_equal(commands_untake(tdb.db, &w[0].id, 1), 0);
     assert_string_equal(column(o.id, "state"), "queued");
     assert_string_equal(column(o.id, "match_key"), "(null)");
     assert_int_equal(take(JT709A, &proto_jt808, &ctx, NOW, w, 1), 1);
@@ -560,9 +527,10 @@ static void test_untake(void **state)
 
 static void open_shipment(void)
 {
-    exec_ok("INSERT INTO shipments(id, org_id, reference, device_id, status, created_at)"
-            " VALUES(5, 1, 'S-5', 1, 'open', 0);"
-            "INSERT INTO shipment_unlock_zones(shipment_id, fence_id) VALUES(5, 1), (5, 2)");
+    testdb_exec(tdb.db,
+                "INSERT INTO shipments(id, org_id, reference, device_id, status, created_at)"
+                " VALUES(5, 1, 'S-5', 1, 'open', 0);"
+                "INSERT INTO shipment_unlock_zones(shipment_id, fence_id) VALUES(5, 1), (5, 2)");
 }
 
 static void test_unlock_inside_zone_queued(void **state)
@@ -573,23 +541,26 @@ static void test_unlock_inside_zone_queued(void **state)
         (struct command_request){.device_id = JT701D, .type = "unlock", .password = "888888"});
     assert_int_equal(o.rc, COMMAND_QUEUED);
     assert_string_equal(column(o.id, "shipment_id"), "5");
-    assert_int_equal(scalar("SELECT count(*) FROM custody_log"), 0);
+    assert_int_equal(testdb_scalar(tdb.db, "SELECT count(*) FROM custody_log"), 0);
     struct proto_ctx ctx = {.now = NOW};
     struct command_wire w[1];
     assert_int_equal(take(JT701D, &proto_jt600, &ctx, NOW, w, 1), 1);
-    assert_int_equal(scalar("SELECT count(*) FROM custody_log WHERE kind = 'command_sent'"
-                            " AND command_id = %lld AND shipment_id = 5 AND actor = 'alice'"
-                            " AND source = 'server'",
-                            (long long)o.id),
+    assert_int_equal(testdb_scalar(tdb.db,
+                                   "SELECT count(*) FROM custody_log WHERE kind = 'command_sent'"
+                                   " AND command_id = %lld AND shipment_id = 5 AND actor = 'alice'"
+                                   " AND source = 'server'",
+                                   (long long)o.id),
                      1);
     struct domain_event ev;
     assert_int_equal(answer_text(JT701D, 5, "(" JT701D_UID ",P43,1,0)", &ev), 1);
-    assert_int_equal(scalar("SELECT count(*) FROM custody_log WHERE kind = 'command_confirmed'"
-                            " AND command_id = %lld",
-                            (long long)o.id),
-                     1);
+    assert_int_equal(
+        testdb_scalar(tdb.db,
+                      "SELECT count(*) FROM custody_log WHERE kind = 'command_confirmed'"
+                      " AND command_id = %lld",
+                      (long long)o.id),
+        1);
     struct custody_check chk;
-    assert_int_equal(custody_verify(db, 5, &chk), 0);
+    assert_int_equal(custody_verify(tdb.db, 5, &chk), 0);
     assert_true(chk.ok);
     assert_int_equal(chk.entries, 2);
 }
@@ -598,7 +569,7 @@ static void test_unlock_outside_zone_refused(void **state)
 {
     (void)state;
     open_shipment();
-    exec_ok("UPDATE device_state SET lat = 47.1234, lon = 8.5678 WHERE device_id = 1");
+    testdb_exec(tdb.db, "UPDATE device_state SET lat = 47.1234, lon = 8.5678 WHERE device_id = 1");
     struct outcome o = create(
         (struct command_request){.device_id = JT701D, .type = "unlock", .password = "888888"});
     assert_int_equal(o.rc, COMMAND_REFUSED);
@@ -609,9 +580,9 @@ static void test_unlock_outside_zone_refused(void **state)
     assert_string_equal(column(o.id, "state"), "refused");
     assert_string_equal(column(o.id, "result"), o.err);
     assert_string_equal(column(o.id, "params"), "{\"password\":\"***\"}");
-    assert_false(commands_has_queued(db, JT701D, NOW));
+    assert_false(commands_has_queued(tdb.db, JT701D, NOW));
     sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(db,
+    assert_int_equal(sqlite3_prepare_v2(tdb.db,
                                         "SELECT kind, actor, source, device_id, command_id,"
                                         " lat, lon, detail FROM custody_log WHERE shipment_id = 5",
                                         -1, &st, NULL),
@@ -634,23 +605,24 @@ static void test_unlock_outside_zone_refused(void **state)
     assert_int_equal(create((struct command_request){.device_id = JT701D, .type = "reboot"}).rc,
                      COMMAND_QUEUED);
     /* an invalid fix inside the zone does not authorise */
-    exec_ok("UPDATE device_state SET lat = 47.0, lon = 8.0, valid = 0 WHERE device_id = 1");
+    testdb_exec(tdb.db,
+                "UPDATE device_state SET lat = 47.0, lon = 8.0, valid = 0 WHERE device_id = 1");
     assert_int_equal(create((struct command_request){
                                 .device_id = JT701D, .type = "unlock", .password = "888888"})
                          .rc,
                      COMMAND_REFUSED);
     /* no position at all */
-    exec_ok("DELETE FROM device_state WHERE device_id = 1");
+    testdb_exec(tdb.db, "DELETE FROM device_state WHERE device_id = 1");
     o = create(
         (struct command_request){.device_id = JT701D, .type = "unlock_dynamic", .code = "123456"});
     assert_int_equal(o.rc, COMMAND_REFUSED);
     assert_string_equal(o.err, "no position known");
     struct custody_check chk;
-    assert_int_equal(custody_verify(db, 5, &chk), 0);
+    assert_int_equal(custody_verify(tdb.db, 5, &chk), 0);
     assert_true(chk.ok);
     assert_int_equal(chk.entries, 3);
     /* with the zone gone from the shipment, unlocking is authorised anywhere again */
-    exec_ok("DELETE FROM shipment_unlock_zones");
+    testdb_exec(tdb.db, "DELETE FROM shipment_unlock_zones");
     assert_int_equal(create((struct command_request){
                                 .device_id = JT701D, .type = "unlock", .password = "888888"})
                          .rc,
@@ -663,12 +635,13 @@ static void test_expiry_custody(void **state)
     open_shipment();
     struct outcome o =
         create((struct command_request){.device_id = JT701D, .type = "reboot", .ttl_s = 10});
-    exec_ok("BEGIN IMMEDIATE");
-    assert_int_equal(commands_expire(db, NOW + 10), 1);
-    exec_ok("COMMIT");
-    assert_int_equal(scalar("SELECT count(*) FROM custody_log WHERE kind = 'command_expired'"
-                            " AND command_id = %lld",
-                            (long long)o.id),
+    testdb_exec(tdb.db, "BEGIN IMMEDIATE");
+    assert_int_equal(commands_expire(tdb.db, NOW + 10), 1);
+    testdb_exec(tdb.db, "COMMIT");
+    assert_int_equal(testdb_scalar(tdb.db,
+                                   "SELECT count(*) FROM custody_log WHERE kind = 'command_expired'"
+                                   " AND command_id = %lld",
+                                   (long long)o.id),
                      1);
 }
 
@@ -696,7 +669,7 @@ static struct answer call(int role, const char *method, const char *path, const 
     req.headers[0] = (struct http_header){"content-type", "application/json"};
     int64_t user = role == ROLE_ADMIN ? 2 : role == ROLE_OPERATOR ? 1 : 3;
     struct api_call c = {
-        .req = &req, .db = db, .who = {.user_id = user, .org_id = 1, .role = role}};
+        .req = &req, .db = tdb.db, .who = {.user_id = user, .org_id = 1, .role = role}};
     api_call_run_for_test(api, &c);
     struct answer a = {.status = c.status, .command_device = c.command_device};
     if (c.body.len)
@@ -726,9 +699,10 @@ static void test_api_commands(void **state)
     assert_string_equal(
         json_string_value(json_object_get(json_object_get(a.json, "params"), "password")), "***");
     int64_t first = json_integer_value(json_object_get(a.json, "id"));
-    assert_int_equal(
-        scalar("SELECT expires_at - created_at FROM commands WHERE id = %lld", (long long)first),
-        600);
+    assert_int_equal(testdb_scalar(tdb.db,
+                                   "SELECT expires_at - created_at FROM commands WHERE id = %lld",
+                                   (long long)first),
+                     600);
     assert_non_null(jstr(&a, "expires_at"));
     assert_true(json_is_null(json_object_get(a.json, "sent_at")));
     assert_int_equal(json_integer_value(json_object_get(a.json, "user_id")), 1);
@@ -763,7 +737,7 @@ static void test_api_commands(void **state)
     json_decref(a.json);
 
     open_shipment();
-    exec_ok("UPDATE device_state SET lat = 10, lon = 10 WHERE device_id = 1");
+    testdb_exec(tdb.db, "UPDATE device_state SET lat = 10, lon = 10 WHERE device_id = 1");
     a = call(ROLE_OPERATOR, "POST", "/api/devices/1/commands", NULL,
              "{\"type\":\"unlock\",\"password\":\"888888\"}");
     assert_int_equal(a.status, 403);
@@ -773,8 +747,9 @@ static void test_api_commands(void **state)
     assert_non_null(
         strstr(jstr(&a, "error"), "outside the authorised unlock zones: Depot A, Port B"));
     json_decref(a.json);
-    assert_int_equal(scalar("SELECT count(*) FROM custody_log WHERE kind = 'unlock_refused'"
-                            " AND actor = 'alice'"),
+    assert_int_equal(testdb_scalar(tdb.db,
+                                   "SELECT count(*) FROM custody_log WHERE kind = 'unlock_refused'"
+                                   " AND actor = 'alice'"),
                      1);
     a = call(ROLE_OPERATOR, "POST", "/api/devices/1/commands", NULL, "{\"type\":\"reboot\"}");
     assert_int_equal(a.status, 201);

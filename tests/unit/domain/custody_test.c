@@ -20,83 +20,41 @@
 #include "../../../src/core/hex.h"
 #include "../../../src/core/log.h"
 #include "../../../src/domain/custody.h"
-#include "../../../src/store/schema.h"
+#include "../testdb.h"
 
 #define SHIPMENT 1
 
-static char dir[64], db_path[96];
-static sqlite3 *db;
-
-static void exec(const char *sql)
-{
-    char *msg = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
-        fail_msg("%s: %s", sql, msg ? msg : "?");
-}
-
-static int64_t scalar(const char *sql)
-{
-    sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    int64_t v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
-}
-
-static void text(const char *sql, char *out, size_t cap)
-{
-    sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    const char *s = (const char *)sqlite3_column_text(st, 0);
-    snprintf(out, cap, "%s", s ? s : "(null)");
-    sqlite3_finalize(st);
-}
+static struct testdb tdb;
 
 static int64_t id_of_seq(int seq)
 {
-    char sql[96];
-    snprintf(sql, sizeof sql, "SELECT id FROM custody_log WHERE seq = %d", seq);
-    return scalar(sql);
+    return testdb_scalar(tdb.db, "SELECT id FROM custody_log WHERE seq = %d", seq);
 }
 
 static int setup(void **state)
 {
     (void)state;
     st_log_set_level(ST_LOG_ERROR);
-    snprintf(dir, sizeof dir, "/tmp/sealtrack-custody-XXXXXX");
-    if (!mkdtemp(dir))
+    if (testdb_open(&tdb, "custody"))
         return -1;
-    snprintf(db_path, sizeof db_path, "%s/t.db", dir);
-    if (schema_open(db_path, 0, &db))
-        return -1;
-    exec("INSERT INTO shipments(id, org_id, reference, status, created_at)"
-         " VALUES(1, 1, 'R-1', 'open', 1767225600)");
+    testdb_exec(tdb.db, "INSERT INTO shipments(id, org_id, reference, status, created_at)"
+                        " VALUES(1, 1, 'R-1', 'open', 1767225600)");
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    sqlite3_close(db);
-    db = NULL;
-    const char *suffix[] = {"", "-wal", "-shm"};
-    char p[128];
-    for (int i = 0; i < 3; i++) {
-        snprintf(p, sizeof p, "%s%s", db_path, suffix[i]);
-        unlink(p);
-    }
-    rmdir(dir);
+    testdb_close(&tdb);
     return 0;
 }
 
 /* One append in its own transaction, as the writer and the API do. */
 static int append(const struct custody_fact *f, int64_t *id)
 {
-    exec("BEGIN IMMEDIATE");
-    int rc = custody_append(db, f, f->time * 1000 + 123, id);
-    exec(rc ? "ROLLBACK" : "COMMIT");
+    testdb_exec(tdb.db, "BEGIN IMMEDIATE");
+    int rc = custody_append(tdb.db, f, f->time * 1000 + 123, id);
+    testdb_exec(tdb.db, rc ? "ROLLBACK" : "COMMIT");
     return rc;
 }
 
@@ -153,21 +111,21 @@ static void check_ok(int64_t entries)
 {
     struct custody_check chk;
     char head[CUSTODY_HASH_HEX + 1];
-    assert_int_equal(custody_verify(db, SHIPMENT, &chk), 0);
+    assert_int_equal(custody_verify(tdb.db, SHIPMENT, &chk), 0);
     if (!chk.ok)
         fail_msg("broken at id %lld seq %lld: %s", (long long)chk.broken_id,
                  (long long)chk.broken_seq, chk.reason);
     assert_int_equal(chk.entries, entries);
     /* an empty chain's head is the genesis value, what its first entry will name */
-    text("SELECT coalesce(custody_head, '" CUSTODY_GENESIS "') FROM shipments WHERE id = 1", head,
-         sizeof head);
+    testdb_text(tdb.db, head, sizeof head,
+                "SELECT coalesce(custody_head, '" CUSTODY_GENESIS "') FROM shipments WHERE id = 1");
     assert_string_equal(chk.head, head);
 }
 
 static void check_broken(int64_t id, int64_t seq, const char *reason)
 {
     struct custody_check chk;
-    assert_int_equal(custody_verify(db, SHIPMENT, &chk), 0);
+    assert_int_equal(custody_verify(tdb.db, SHIPMENT, &chk), 0);
     assert_false(chk.ok);
     assert_string_equal(chk.reason, reason);
     assert_int_equal(chk.broken_seq, seq);
@@ -180,20 +138,21 @@ static void test_append_and_verify(void **state)
     check_ok(0); /* an empty chain is whole */
     append_five();
     check_ok(5);
-    assert_int_equal(scalar("SELECT custody_seq FROM shipments WHERE id = 1"), 5);
+    assert_int_equal(testdb_scalar(tdb.db, "SELECT custody_seq FROM shipments WHERE id = 1"), 5);
     char prev[80], head[80], last[80];
-    text("SELECT prev_hash FROM custody_log WHERE seq = 1", prev, sizeof prev);
+    testdb_text(tdb.db, prev, sizeof prev, "SELECT prev_hash FROM custody_log WHERE seq = 1");
     assert_string_equal(prev, CUSTODY_GENESIS);
-    text("SELECT custody_head FROM shipments WHERE id = 1", head, sizeof head);
-    text("SELECT hash FROM custody_log WHERE seq = 5", last, sizeof last);
+    testdb_text(tdb.db, head, sizeof head, "SELECT custody_head FROM shipments WHERE id = 1");
+    testdb_text(tdb.db, last, sizeof last, "SELECT hash FROM custody_log WHERE seq = 5");
     assert_string_equal(head, last);
     /* positions are stored as hashed: 1e-7 degree */
-    assert_int_equal(scalar("SELECT lat * 10000000 = 521234568 AND lon * 10000000 = 130000000"
-                            " FROM custody_log WHERE seq = 2"),
-                     1);
+    assert_int_equal(
+        testdb_scalar(tdb.db, "SELECT lat * 10000000 = 521234568 AND lon * 10000000 = 130000000"
+                              " FROM custody_log WHERE seq = 2"),
+        1);
     /* detail kept byte for byte */
     char detail[80];
-    text("SELECT detail FROM custody_log WHERE seq = 3", detail, sizeof detail);
+    testdb_text(tdb.db, detail, sizeof detail, "SELECT detail FROM custody_log WHERE seq = 3");
     assert_string_equal(detail, "{\"to\": \"carrier\\nX\", \"n\": [1, 2]}");
 }
 
@@ -241,8 +200,8 @@ static void test_edited_row_named(void **state)
 {
     (void)state;
     append_five();
-    exec("DROP TRIGGER custody_log_no_update");
-    exec("UPDATE custody_log SET actor = 'mallory' WHERE seq = 3");
+    testdb_exec(tdb.db, "DROP TRIGGER custody_log_no_update");
+    testdb_exec(tdb.db, "UPDATE custody_log SET actor = 'mallory' WHERE seq = 3");
     check_broken(id_of_seq(3), 3, "hash does not match the entry's content");
 }
 
@@ -250,8 +209,8 @@ static void test_edited_position_named(void **state)
 {
     (void)state;
     append_five();
-    exec("DROP TRIGGER custody_log_no_update");
-    exec("UPDATE custody_log SET lat = lat + 0.0000002 WHERE seq = 5");
+    testdb_exec(tdb.db, "DROP TRIGGER custody_log_no_update");
+    testdb_exec(tdb.db, "UPDATE custody_log SET lat = lat + 0.0000002 WHERE seq = 5");
     check_broken(id_of_seq(5), 5, "hash does not match the entry's content");
 }
 
@@ -259,8 +218,8 @@ static void test_deleted_middle_row(void **state)
 {
     (void)state;
     append_five();
-    exec("DROP TRIGGER custody_log_no_delete");
-    exec("DELETE FROM custody_log WHERE seq = 3");
+    testdb_exec(tdb.db, "DROP TRIGGER custody_log_no_delete");
+    testdb_exec(tdb.db, "DELETE FROM custody_log WHERE seq = 3");
     check_broken(id_of_seq(4), 3, "entry seq 3 missing");
 }
 
@@ -268,8 +227,8 @@ static void test_truncation(void **state)
 {
     (void)state;
     append_five();
-    exec("DROP TRIGGER custody_log_no_delete");
-    exec("DELETE FROM custody_log WHERE seq = 5");
+    testdb_exec(tdb.db, "DROP TRIGGER custody_log_no_delete");
+    testdb_exec(tdb.db, "DELETE FROM custody_log WHERE seq = 5");
     check_broken(0, 5, "chain ends at seq 4 but the shipment's head is seq 5");
 }
 
@@ -280,7 +239,7 @@ static void rehash_row(int seq, const char *actor)
     snprintf(sql, sizeof sql, "SELECT " CUSTODY_ENTRY_COLUMNS " FROM custody_log WHERE seq = %d",
              seq);
     sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(tdb.db, sql, -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     struct custody_entry e;
     custody_entry_read(st, 0, &e);
@@ -293,9 +252,8 @@ static void rehash_row(int seq, const char *actor)
     crypto_hash_sha256(digest, canon.data, canon.len);
     st_hex_encode(digest, sizeof digest, hex, sizeof hex);
     buf_free(&canon);
-    snprintf(sql, sizeof sql, "UPDATE custody_log SET actor = '%s', hash = '%s' WHERE seq = %d",
-             actor, hex, seq);
-    exec(sql);
+    testdb_exec(tdb.db, "UPDATE custody_log SET actor = '%s', hash = '%s' WHERE seq = %d", actor,
+                hex, seq);
 }
 
 /* A rewritten and re-hashed entry is whole in itself: the break is the next entry, whose
@@ -304,7 +262,7 @@ static void test_rehashed_row_breaks_next(void **state)
 {
     (void)state;
     append_five();
-    exec("DROP TRIGGER custody_log_no_update");
+    testdb_exec(tdb.db, "DROP TRIGGER custody_log_no_update");
     rehash_row(2, "card 0666");
     check_broken(id_of_seq(3), 3, "prev_hash does not match entry seq 2");
 }
@@ -315,10 +273,10 @@ static void test_rehashed_last_row(void **state)
 {
     (void)state;
     append_five();
-    exec("DROP TRIGGER custody_log_no_update");
+    testdb_exec(tdb.db, "DROP TRIGGER custody_log_no_update");
     rehash_row(5, "nobody");
     check_broken(id_of_seq(5), 5, "the shipment's head hash is not that of entry seq 5");
-    exec("UPDATE shipments SET custody_seq = 4");
+    testdb_exec(tdb.db, "UPDATE shipments SET custody_seq = 4");
     check_broken(id_of_seq(5), 5, "entry seq 5 is beyond the shipment's head seq 4");
 }
 
@@ -328,7 +286,7 @@ static void test_missing_shipment(void **state)
     struct custody_fact f = {.shipment_id = 99, .time = 1, .kind = "note"};
     assert_int_equal(append(&f, NULL), ST_ENOTFOUND);
     struct custody_check chk;
-    assert_int_equal(custody_verify(db, 99, &chk), ST_ENOTFOUND);
+    assert_int_equal(custody_verify(tdb.db, 99, &chk), ST_ENOTFOUND);
 }
 
 static void test_malformed_facts(void **state)
@@ -350,8 +308,8 @@ static void test_malformed_facts(void **state)
     assert_int_equal(append(&f, NULL), ST_EMALFORMED);
     f.lat = NAN;
     assert_int_equal(append(&f, NULL), ST_EMALFORMED);
-    assert_int_equal(scalar("SELECT custody_seq FROM shipments WHERE id = 1"), 0);
-    assert_int_equal(scalar("SELECT count(*) FROM custody_log"), 0);
+    assert_int_equal(testdb_scalar(tdb.db, "SELECT custody_seq FROM shipments WHERE id = 1"), 0);
+    assert_int_equal(testdb_scalar(tdb.db, "SELECT count(*) FROM custody_log"), 0);
 }
 
 /* Bytes that are not UTF-8 cannot travel in a JSON export: stored and hashed as U+FFFD. */
@@ -366,8 +324,8 @@ static void test_non_utf8_text(void **state)
                              .source = "\xe2\x82\xac"};
     assert_int_equal(append(&f, NULL), 0);
     char actor[32], source[32];
-    text("SELECT actor FROM custody_log", actor, sizeof actor);
-    text("SELECT source FROM custody_log", source, sizeof source);
+    testdb_text(tdb.db, actor, sizeof actor, "SELECT actor FROM custody_log");
+    testdb_text(tdb.db, source, sizeof source, "SELECT source FROM custody_log");
     assert_string_equal(actor, "a\xef\xbf\xbd"
                                "b\xef\xbf\xbd");
     assert_string_equal(source, "\xe2\x82\xac");
@@ -379,15 +337,15 @@ static void test_rollback_keeps_head(void **state)
     (void)state;
     append_five();
     char before[80], after[80];
-    text("SELECT custody_head FROM shipments WHERE id = 1", before, sizeof before);
+    testdb_text(tdb.db, before, sizeof before, "SELECT custody_head FROM shipments WHERE id = 1");
     struct custody_fact f = {.shipment_id = SHIPMENT, .time = 1767240000, .kind = "tamper"};
-    exec("BEGIN IMMEDIATE");
-    assert_int_equal(custody_append(db, &f, 1767240000000, NULL), 0);
-    assert_int_equal(scalar("SELECT custody_seq FROM shipments WHERE id = 1"), 6);
-    exec("ROLLBACK");
-    text("SELECT custody_head FROM shipments WHERE id = 1", after, sizeof after);
+    testdb_exec(tdb.db, "BEGIN IMMEDIATE");
+    assert_int_equal(custody_append(tdb.db, &f, 1767240000000, NULL), 0);
+    assert_int_equal(testdb_scalar(tdb.db, "SELECT custody_seq FROM shipments WHERE id = 1"), 6);
+    testdb_exec(tdb.db, "ROLLBACK");
+    testdb_text(tdb.db, after, sizeof after, "SELECT custody_head FROM shipments WHERE id = 1");
     assert_string_equal(after, before);
-    assert_int_equal(scalar("SELECT custody_seq FROM shipments WHERE id = 1"), 5);
+    assert_int_equal(testdb_scalar(tdb.db, "SELECT custody_seq FROM shipments WHERE id = 1"), 5);
     check_ok(5);
     assert_int_equal(append(&f, NULL), 0); /* the next append continues from the kept head */
     check_ok(6);

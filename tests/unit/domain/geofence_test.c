@@ -17,52 +17,18 @@
 #include "../../../src/core/err.h"
 #include "../../../src/core/log.h"
 #include "../../../src/domain/geofence.h"
-#include "../../../src/store/schema.h"
+#include "../testdb.h"
 
 #define T0 1700000000LL
 #define STEP 30
 
-static char db_path[64];
-
-static sqlite3 *open_db(void)
-{
-    snprintf(db_path, sizeof db_path, "/tmp/st-geofence-XXXXXX");
-    int fd = mkstemp(db_path);
-    assert_true(fd >= 0);
-    close(fd);
-    unlink(db_path);
-    sqlite3 *db;
-    assert_int_equal(schema_open(db_path, 0, &db), 0);
-    return db;
-}
-
-static void close_db(sqlite3 *db)
-{
-    sqlite3_close(db);
-    char p[96];
-    unlink(db_path);
-    snprintf(p, sizeof p, "%s-wal", db_path);
-    unlink(p);
-    snprintf(p, sizeof p, "%s-shm", db_path);
-    unlink(p);
-}
-
-static void exec(sqlite3 *db, const char *sql)
-{
-    char *err = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK)
-        fail_msg("%s: %s", sql, err);
-}
-
 static void add_fence(sqlite3 *db, const char *name, const char *shape, const char *points,
                       double radius, int dwell)
 {
-    char sql[512];
-    snprintf(sql, sizeof sql,
-             "INSERT INTO geofences(org_id, name, kind, shape, points, radius_m, dwell_s,"
-             " created_at, updated_at) VALUES(1, '%s', 'allowed', '%s', '%s', %g, %d, 0, 0)",
-             name, shape, points, radius, dwell);
-    exec(db, sql);
+    testdb_exec(db,
+                "INSERT INTO geofences(org_id, name, kind, shape, points, radius_m, dwell_s,"
+                " created_at, updated_at) VALUES(1, '%s', 'allowed', '%s', '%s', %g, %d, 0, 0)",
+                name, shape, points, radius, dwell);
 }
 
 struct collected {
@@ -82,7 +48,7 @@ static int count_event(void *arg, const struct domain_event *e)
 static void batch(sqlite3 *db, struct geofence_engine *g, int64_t device, const double (*route)[2],
                   const int *idx, int n, struct collected *c)
 {
-    exec(db, "BEGIN IMMEDIATE");
+    testdb_exec(db, "BEGIN IMMEDIATE");
     assert_int_equal(geofence_batch_begin(g), 0);
     sqlite3_stmt *st;
     assert_int_equal(sqlite3_prepare_v2(db,
@@ -103,7 +69,7 @@ static void batch(sqlite3 *db, struct geofence_engine *g, int64_t device, const 
     }
     sqlite3_finalize(st);
     assert_int_equal(geofence_batch_end(g, count_event, c), 0);
-    exec(db, "COMMIT");
+    testdb_exec(db, "COMMIT");
 }
 
 /* The device's server events as "fence:type:fix index" lines, in order. */
@@ -129,11 +95,8 @@ static void events_of(sqlite3 *db, int64_t device, char *out, size_t cap)
 
 static void add_devices(sqlite3 *db, int n)
 {
-    for (int i = 1; i <= n; i++) {
-        char sql[160];
-        snprintf(sql, sizeof sql, "INSERT INTO devices(id, uid, created_at) VALUES(%d, 'd%d', 0)", i, i);
-        exec(db, sql);
-    }
+    for (int i = 1; i <= n; i++)
+        testdb_exec(db, "INSERT INTO devices(id, uid, created_at) VALUES(%d, 'd%d', 0)", i, i);
 }
 
 /* A straight route east along 47°N, ~760 m per fix, through a circle, a square with a dwell
@@ -156,7 +119,9 @@ static void straight_route(sqlite3 *db)
 static void test_in_order_events_and_dwell(void **state)
 {
     (void)state;
-    sqlite3 *db = open_db();
+    struct testdb tdb;
+    assert_int_equal(testdb_open(&tdb, "geofence"), 0);
+    sqlite3 *db = tdb.db;
     add_devices(db, 1);
     straight_route(db);
     struct geofence_engine *g;
@@ -173,13 +138,15 @@ static void test_in_order_events_and_dwell(void **state)
     assert_string_equal(got, "1:enter:0 3:enter:0 1:exit:2 2:enter:10 2:exit:15 3:exit:16 ");
     assert_int_equal(c.n, 6);
     geofence_engine_free(g);
-    close_db(db);
+    testdb_close(&tdb);
 }
 
 static void test_short_visit_under_dwell_fires_nothing(void **state)
 {
     (void)state;
-    sqlite3 *db = open_db();
+    struct testdb tdb;
+    assert_int_equal(testdb_open(&tdb, "geofence"), 0);
+    sqlite3 *db = tdb.db;
     add_devices(db, 1);
     add_fence(db, "D", "circle", "[[47.0, 8.05]]", 400, 120); /* 4 steps of dwell */
     double route[8][2];
@@ -194,7 +161,7 @@ static void test_short_visit_under_dwell_fires_nothing(void **state)
     batch(db, g, 1, route, idx, 8, &c);
     assert_int_equal(c.n, 0);
     geofence_engine_free(g);
-    close_db(db);
+    testdb_close(&tdb);
 }
 
 /* Arrival orders of the same fixes: in order; the middle uploaded last (blind area);
@@ -202,7 +169,9 @@ static void test_short_visit_under_dwell_fires_nothing(void **state)
 static void test_arrival_order_does_not_change_events(void **state)
 {
     (void)state;
-    sqlite3 *db = open_db();
+    struct testdb tdb;
+    assert_int_equal(testdb_open(&tdb, "geofence"), 0);
+    sqlite3 *db = tdb.db;
     add_devices(db, 40);
     straight_route(db);
     struct geofence_engine *g;
@@ -260,17 +229,19 @@ static void test_arrival_order_does_not_change_events(void **state)
     assert_int_equal(sqlite3_column_int(st, 0), 2); /* B's enter at 10 and exit at 15 */
     sqlite3_finalize(st);
     geofence_engine_free(g);
-    close_db(db);
+    testdb_close(&tdb);
 }
 
 static void test_targets_and_reload(void **state)
 {
     (void)state;
-    sqlite3 *db = open_db();
+    struct testdb tdb;
+    assert_int_equal(testdb_open(&tdb, "geofence"), 0);
+    sqlite3 *db = tdb.db;
     add_devices(db, 2);
     add_fence(db, "only device 2", "circle", "[[47.0, 8.0]]", 1000, 0);
-    exec(db, "UPDATE geofences SET all_devices = 0");
-    exec(db, "INSERT INTO geofence_targets(fence_id, device_id) VALUES(1, 2)");
+    testdb_exec(db, "UPDATE geofences SET all_devices = 0");
+    testdb_exec(db, "INSERT INTO geofence_targets(fence_id, device_id) VALUES(1, 2)");
     struct geofence_engine *g;
     assert_int_equal(geofence_engine_open(db, &g), 0);
     assert_int_equal(geofence_engine_size(g), 0); /* loaded at the first batch */
@@ -282,14 +253,14 @@ static void test_targets_and_reload(void **state)
     batch(db, g, 2, route, &idx, 1, &c);
     assert_int_equal(c.n, 1);
     assert_int_equal(geofence_engine_size(g), 1);
-    exec(db, "DELETE FROM geofences");
+    testdb_exec(db, "DELETE FROM geofences");
     geofence_engine_reload(g);
     route[0][1] = 9.0;
     batch(db, g, 2, route, &idx, 1, &c);
     assert_int_equal(geofence_engine_size(g), 0);
     assert_int_equal(c.n, 1); /* a deleted fence fires no exit */
     geofence_engine_free(g);
-    close_db(db);
+    testdb_close(&tdb);
 }
 
 int main(void)

@@ -18,6 +18,7 @@
 #include "../../../src/core/log.h"
 #include "../../../src/store/query.h"
 #include "../../../src/store/store.h"
+#include "../testdb.h"
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
@@ -72,15 +73,12 @@ static void drain_until(struct store *st, struct seen *s, int want)
     assert_int_equal(s->n, want);
 }
 
+/* One integer from a connection of its own: what another reader of the file sees. */
 static int64_t scalar(const char *path, const char *sql)
 {
     sqlite3 *db;
-    sqlite3_stmt *st;
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    int64_t v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
+    int64_t v = testdb_scalar(db, "%s", sql);
     sqlite3_close(db);
     return v;
 }
@@ -112,33 +110,27 @@ static struct store_frame frame_of(void *owner, const char *id, struct report *r
     };
 }
 
-static char db_path[64];
+/* The writer creates the file itself: only its directory and name are made here. */
+static struct testdb tdb;
 
 static int setup(void **state)
 {
     (void)state;
-    snprintf(db_path, sizeof db_path, "/tmp/sealtrack-store-%d.db", getpid());
-    unlink(db_path);
     st_log_set_level(ST_LOG_ERROR);
-    return 0;
+    return testdb_mktemp(&tdb, "store");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    char p[80];
-    unlink(db_path);
-    snprintf(p, sizeof p, "%s-wal", db_path);
-    unlink(p);
-    snprintf(p, sizeof p, "%s-shm", db_path);
-    unlink(p);
+    testdb_close(&tdb);
     return 0;
 }
 
 static void test_commit_and_reply_order(void **state)
 {
     (void)state;
-    struct store_opts o = {.path = db_path, .sync_full = true, .batch_max = 100, .queue_max = 1000,
+    struct store_opts o = {.path = tdb.path, .sync_full = true, .batch_max = 100, .queue_max = 1000,
                            .raw_frames_max = 1000, .notify = on_notify};
     struct store *st;
     assert_int_equal(store_open(&o, &st), 0);
@@ -166,30 +158,30 @@ static void test_commit_and_reply_order(void **state)
         assert_memory_equal(s.replies[i], reply, strlen(reply));
     }
     /* completed means committed: another connection sees the rows */
-    assert_int_equal(scalar(db_path, "SELECT count(*) FROM positions"), 20);
-    assert_int_equal(scalar(db_path, "SELECT count(*) FROM devices"), 1);
-    assert_int_equal(scalar(db_path, "SELECT count(*) FROM events WHERE type='unlock' AND card='0006437449'"), 1);
-    assert_int_equal(scalar(db_path, "SELECT count(*) FROM raw_frames"), 20);
-    assert_int_equal(scalar(db_path, "SELECT fix_time FROM device_state"), 1700000000 + 19 * 30);
+    assert_int_equal(scalar(tdb.path, "SELECT count(*) FROM positions"), 20);
+    assert_int_equal(scalar(tdb.path, "SELECT count(*) FROM devices"), 1);
+    assert_int_equal(scalar(tdb.path, "SELECT count(*) FROM events WHERE type='unlock' AND card='0006437449'"), 1);
+    assert_int_equal(scalar(tdb.path, "SELECT count(*) FROM raw_frames"), 20);
+    assert_int_equal(scalar(tdb.path, "SELECT fix_time FROM device_state"), 1700000000 + 19 * 30);
 
     /* a late, older fix is stored but does not move the latest state back */
     make_report(&r[0], "794308010679", 1600000000, 1.0);
     struct store_frame f = frame_of(&owners[0], "794308010679", r, 1, "late");
     assert_int_equal(store_submit(st, &f), 0);
     drain_until(st, &s, 21);
-    assert_int_equal(scalar(db_path, "SELECT count(*) FROM positions"), 21);
-    assert_int_equal(scalar(db_path, "SELECT fix_time FROM device_state"), 1700000000 + 19 * 30);
+    assert_int_equal(scalar(tdb.path, "SELECT count(*) FROM positions"), 21);
+    assert_int_equal(scalar(tdb.path, "SELECT fix_time FROM device_state"), 1700000000 + 19 * 30);
     store_close(st);
 }
 
 static void test_register_known_and_tz(void **state)
 {
     (void)state;
-    assert_int_equal(query_device_add(db_path, "000000000001", "seal 1", "JT709A", 480, NULL), 0);
-    assert_int_equal(query_device_add(db_path, "000000000002", "seal 2", "GT808", INT32_MIN, NULL), 0);
-    assert_int_equal(query_device_add(db_path, "000000000003", "seal 3", NULL, INT32_MIN, NULL), 0);
+    assert_int_equal(query_device_add(tdb.path, "000000000001", "seal 1", "JT709A", 480, NULL), 0);
+    assert_int_equal(query_device_add(tdb.path, "000000000002", "seal 2", "GT808", INT32_MIN, NULL), 0);
+    assert_int_equal(query_device_add(tdb.path, "000000000003", "seal 3", NULL, INT32_MIN, NULL), 0);
     struct st_model_tz models[] = {{"GT808", -60}, {"JT709A", 300}};
-    struct store_opts o = {.path = db_path, .register_known = true, .batch_max = 100,
+    struct store_opts o = {.path = tdb.path, .register_known = true, .batch_max = 100,
                            .queue_max = 1000, .raw_frames_max = 1000, .default_tz_min = 120,
                            .model_tz = models, .n_model_tz = 2, .notify = on_notify};
     struct store *st;
@@ -219,22 +211,22 @@ static void test_register_known_and_tz(void **state)
     assert_int_equal(s.results[1], STORE_REJECTED);
     store_close(st);
     /* the device's own zone (480) wins over its model's (300) */
-    assert_int_equal(scalar(db_path, "SELECT fix_time FROM positions p JOIN devices d ON d.id=p.device_id"
+    assert_int_equal(scalar(tdb.path, "SELECT fix_time FROM positions p JOIN devices d ON d.id=p.device_id"
                                      " WHERE d.uid='000000000001'"), 1700000000 - 8 * 3600);
-    assert_int_equal(scalar(db_path, "SELECT fix_time FROM positions p JOIN devices d ON d.id=p.device_id"
+    assert_int_equal(scalar(tdb.path, "SELECT fix_time FROM positions p JOIN devices d ON d.id=p.device_id"
                                      " WHERE d.uid='000000000002'"), 1700000000 + 3600);
-    assert_int_equal(scalar(db_path, "SELECT fix_time FROM positions p JOIN devices d ON d.id=p.device_id"
+    assert_int_equal(scalar(tdb.path, "SELECT fix_time FROM positions p JOIN devices d ON d.id=p.device_id"
                                      " WHERE d.uid='000000000003'"), 1700000000 - 2 * 3600);
-    assert_int_equal(scalar(db_path, "SELECT count(*) FROM devices"), 3);
+    assert_int_equal(scalar(tdb.path, "SELECT count(*) FROM devices"), 3);
     /* the refused device's frame is kept raw, with the reason */
-    assert_int_equal(scalar(db_path, "SELECT count(*) FROM raw_frames WHERE device_uid='999999999999'"
+    assert_int_equal(scalar(tdb.path, "SELECT count(*) FROM raw_frames WHERE device_uid='999999999999'"
                                      " AND status LIKE 'rejected%'"), 1);
 }
 
 static void test_raw_cap_and_queue_limit(void **state)
 {
     (void)state;
-    struct store_opts o = {.path = db_path, .batch_max = 100, .queue_max = 100,
+    struct store_opts o = {.path = tdb.path, .batch_max = 100, .queue_max = 100,
                            .raw_frames_max = 5, .notify = on_notify};
     struct store *st;
     assert_int_equal(store_open(&o, &st), 0);
@@ -247,12 +239,12 @@ static void test_raw_cap_and_queue_limit(void **state)
         struct seen s = {0};
         drain_until(st, &s, 1);
     }
-    assert_true(scalar(db_path, "SELECT count(*) FROM raw_frames") <= 5);
-    assert_int_equal(scalar(db_path, "SELECT count(*) FROM positions"), 30);
+    assert_true(scalar(tdb.path, "SELECT count(*) FROM raw_frames") <= 5);
+    assert_int_equal(scalar(tdb.path, "SELECT count(*) FROM positions"), 30);
     /* more waiting reports than queue_max: refused, not dropped silently. Another
      * connection holds the write lock so the writer cannot drain meanwhile. */
     sqlite3 *blocker;
-    assert_int_equal(sqlite3_open(db_path, &blocker), SQLITE_OK);
+    assert_int_equal(sqlite3_open(tdb.path, &blocker), SQLITE_OK);
     assert_int_equal(sqlite3_exec(blocker, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
     for (int i = 0; i < 64; i++)
         make_report(&r[i], "1", 1700000100 + i, 1);
@@ -277,12 +269,12 @@ static void test_raw_cap_and_queue_limit(void **state)
 static void test_state_of_a_batch(void **state)
 {
     (void)state;
-    struct store_opts o = {.path = db_path, .batch_max = 100, .queue_max = 1000,
+    struct store_opts o = {.path = tdb.path, .batch_max = 100, .queue_max = 1000,
                            .raw_frames_max = 1000, .notify = on_notify};
     struct store *st;
     assert_int_equal(store_open(&o, &st), 0);
     sqlite3 *blocker; /* holds the writer back so that both frames share its next batch */
-    assert_int_equal(sqlite3_open(db_path, &blocker), SQLITE_OK);
+    assert_int_equal(sqlite3_open(tdb.path, &blocker), SQLITE_OK);
     assert_int_equal(sqlite3_exec(blocker, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
     static struct report r[3];
     int owners[3];
@@ -309,16 +301,16 @@ static void test_state_of_a_batch(void **state)
     const char *dev9 = " FROM device_state WHERE device_id = (SELECT id FROM devices WHERE uid = '9')";
     char sql[160];
     snprintf(sql, sizeof sql, "SELECT fix_time%s", dev9);
-    assert_int_equal(scalar(db_path, sql), 1700002000);
+    assert_int_equal(scalar(tdb.path, sql), 1700002000);
     snprintf(sql, sizeof sql, "SELECT lat * 10%s", dev9);
-    assert_int_equal(scalar(db_path, sql), 20);
+    assert_int_equal(scalar(tdb.path, sql), 20);
     snprintf(sql, sizeof sql, "SELECT battery_pct%s", dev9);
-    assert_int_equal(scalar(db_path, sql), 40);
+    assert_int_equal(scalar(tdb.path, sql), 40);
     snprintf(sql, sizeof sql, "SELECT lock_state = 'unlocked'%s", dev9);
-    assert_int_equal(scalar(db_path, sql), 1);
+    assert_int_equal(scalar(tdb.path, sql), 1);
     snprintf(sql, sizeof sql, "SELECT position_id = (SELECT id FROM positions WHERE fix_time = 1700002000)%s",
              dev9);
-    assert_int_equal(scalar(db_path, sql), 1);
+    assert_int_equal(scalar(tdb.path, sql), 1);
     store_close(st);
 }
 
@@ -326,12 +318,12 @@ static void test_state_of_a_batch(void **state)
 static void test_batch_max_splits(void **state)
 {
     (void)state;
-    struct store_opts o = {.path = db_path, .batch_max = 3, .queue_max = 1000,
+    struct store_opts o = {.path = tdb.path, .batch_max = 3, .queue_max = 1000,
                            .raw_frames_max = 1000, .notify = on_notify};
     struct store *st;
     assert_int_equal(store_open(&o, &st), 0);
     sqlite3 *blocker;
-    assert_int_equal(sqlite3_open(db_path, &blocker), SQLITE_OK);
+    assert_int_equal(sqlite3_open(tdb.path, &blocker), SQLITE_OK);
     assert_int_equal(sqlite3_exec(blocker, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
     static struct report r;
     int owners[20];
@@ -349,7 +341,7 @@ static void test_batch_max_splits(void **state)
         assert_ptr_equal(s.owners[i], &owners[i]);
     assert_int_equal(store_queue_depth(st), 0);
     store_close(st);
-    assert_int_equal(scalar(db_path, "SELECT count(*) FROM positions"), 20);
+    assert_int_equal(scalar(tdb.path, "SELECT count(*) FROM positions"), 20);
 }
 
 int main(void)
