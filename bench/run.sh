@@ -66,6 +66,9 @@ e2e full "one frame in flight: tcp devices=$devices window=1" --devices "$device
 e2e full "paced (about half the maximum rate): 400 devices, window 1, 10 ms between frames" --devices 400 --reports 150 --window 1 --interval-ms 10
 e2e full "mixed JT709A + JT701D, devices=$devices window=$window" --protocol mixed --devices "$devices" --reports "$reports" --window "$window"
 
+# What seal operations cost ingestion: no fences vs 10,000 geofences and 10 alert rules.
+python3 bench/seal_ingest.py "$bin" "$devices" 300 "$window"
+
 # Side by side with npm peers (bench/peers/), when Node.js is installed.
 if command -v node >/dev/null; then ./bench/peers/run.sh "$build"; fi
 

@@ -847,9 +847,15 @@ static int take_one(sqlite3 *db, int64_t device_id, const struct proto_ops *prot
     return out;
 }
 
+static bool queued_exists(sqlite3 *db, int64_t device_id, int64_t after);
+
 int commands_take(sqlite3 *db, int64_t device_id, const struct proto_ops *proto,
                   struct proto_ctx *ctx, int64_t now, struct command_wire *out, size_t cap)
 {
+    /* Every device that connects is asked about: a read first, so the usual "nothing
+     * queued" takes no write lock from the ingest writer. */
+    if (!queued_exists(db, device_id, INT64_MIN))
+        return 0;
     if (exec(db, "BEGIN IMMEDIATE"))
         return ST_EIO;
     size_t n = 0;
@@ -890,7 +896,8 @@ int commands_untake(sqlite3 *db, const int64_t *ids, size_t n)
     return 0;
 }
 
-bool commands_has_queued(sqlite3 *db, int64_t device_id, int64_t now)
+/* Queued commands of the device expiring after `after` (INT64_MIN: stale ones too). */
+static bool queued_exists(sqlite3 *db, int64_t device_id, int64_t after)
 {
     sqlite3_stmt *st;
     if (prepare(db,
@@ -899,10 +906,15 @@ bool commands_has_queued(sqlite3 *db, int64_t device_id, int64_t now)
                 &st))
         return false;
     sqlite3_bind_int64(st, 1, device_id);
-    sqlite3_bind_int64(st, 2, now);
+    sqlite3_bind_int64(st, 2, after);
     bool any = sqlite3_step(st) == SQLITE_ROW;
     sqlite3_finalize(st);
     return any;
+}
+
+bool commands_has_queued(sqlite3 *db, int64_t device_id, int64_t now)
+{
+    return queued_exists(db, device_id, now);
 }
 
 /* ---- answers ------------------------------------------------------------------ */
