@@ -536,7 +536,8 @@ int alerts_on_position(struct alerts *a, sqlite3 *db, const struct domain_event 
 /* One page of a rule's devices from its cursor: an alert for each newly silent one. Spends
  * *budget; returns the alerts stored or ST_EIO. */
 static int offline_rule(struct alerts *a, struct rule *r, int64_t now_ms, int *budget,
-                        struct buf *detail, struct buf *live)
+                        struct buf *detail, struct buf *text, domain_live_fn *live,
+                        void *live_arg)
 {
     sqlite3_stmt *st = a->sel_offline;
     sqlite3_bind_int64(st, 1, r->org_id);
@@ -574,10 +575,13 @@ static int offline_rule(struct alerts *a, struct rule *r, int64_t now_ms, int *b
             .battery_pct = -1,
             .detail = extra,
         };
-        if (fire(a, r, &e, detail, live)) {
+        text->len = 0;
+        if (fire(a, r, &e, detail, live ? text : NULL)) {
             n = ST_EIO;
             break;
         }
+        if (live && text->len)
+            live(live_arg, e.org_id, e.device_id, (const char *)text->data, text->len);
         n++;
     }
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
@@ -593,7 +597,8 @@ static int offline_rule(struct alerts *a, struct rule *r, int64_t now_ms, int *b
     return n;
 }
 
-int alerts_offline_pass(struct alerts *a, sqlite3 *db, int64_t now_ms, struct buf *live)
+int alerts_offline_pass(struct alerts *a, sqlite3 *db, int64_t now_ms, domain_live_fn *live,
+                        void *live_arg)
 {
     rules_refresh(a, db);
     const uint32_t bit = type_bit("device_offline");
@@ -601,13 +606,13 @@ int alerts_offline_pass(struct alerts *a, sqlite3 *db, int64_t now_ms, struct bu
         return 0;
     if (stmts(a, db))
         return ST_EIO;
-    struct buf detail = {0};
+    struct buf detail = {0}, text = {0};
     int budget = OFFLINE_PASS_MAX, n = 0;
     size_t k = a->offline_next % a->n_rules;
     for (size_t seen = 0; seen < a->n_rules && budget > 0; seen++) {
         struct rule *r = &a->rules[k];
         if ((r->types & bit) && r->offline_minutes > 0) {
-            int rc = offline_rule(a, r, now_ms, &budget, &detail, live);
+            int rc = offline_rule(a, r, now_ms, &budget, &detail, &text, live, live_arg);
             if (rc < 0) {
                 n = rc;
                 break;
@@ -620,5 +625,6 @@ int alerts_offline_pass(struct alerts *a, sqlite3 *db, int64_t now_ms, struct bu
     }
     a->offline_next = k;
     buf_free(&detail);
+    buf_free(&text);
     return n;
 }

@@ -39,8 +39,9 @@ int alerts_on_position(struct alerts *a, sqlite3 *db, const struct domain_event 
 
 /** Offline rules: devices whose device_state.last_seen is older than the rule's
  *  offline_minutes get one device_offline alert per silence (called every few seconds
- *  by the writer, in its own transaction). SSE text for the stream goes to live, each
- *  alert as its own event. Same results. */
-int alerts_offline_pass(struct alerts *a, sqlite3 *db, int64_t now_ms, struct buf *live);
+ *  by the writer, in its own transaction). Each streamed alert's SSE text goes to live
+ *  (when not NULL) with its organisation and device. Same results. */
+int alerts_offline_pass(struct alerts *a, sqlite3 *db, int64_t now_ms, domain_live_fn *live,
+                        void *live_arg);
 
 #endif

@@ -9,6 +9,7 @@
 #define ST_DOMAIN_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* Alert / event types a rule can match (alert_rules.types). Device events keep the
@@ -38,6 +39,11 @@ struct domain_event {
     const char *detail;      /* JSON object text; NULL none */
     bool late;               /* derived from history that arrived out of order */
 };
+
+/** Live-stream text of an alert that belongs to no one frame (geofence and offline alerts):
+ *  org and device choose its subscribers. */
+typedef void domain_live_fn(void *arg, int64_t org_id, int64_t device_id, const char *text,
+                            size_t len);
 
 /** Somebody hears of a fact (the alert rules, the custody log); 0 or ST_EIO. */
 typedef int domain_event_fn(void *arg, const struct domain_event *e);

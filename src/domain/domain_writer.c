@@ -165,13 +165,12 @@ int domain_writer_end(struct domain_writer *w, domain_live_fn *live_fn, void *ar
     return geofence_batch_end(w->fences, to_alerts_live, &ls);
 }
 
-int domain_writer_periodic(struct domain_writer *w, int64_t now_ms)
+int domain_writer_periodic(struct domain_writer *w, int64_t now_ms, domain_live_fn *live_fn,
+                           void *arg)
 {
     if (commands_expire(w->db, now_ms / 1000) < 0)
         return ST_EIO;
-    /* Offline alerts reach webhooks and GET /api/alerts; the stream already tells
-     * subscribers when a device's connection ends. */
-    int n = alerts_offline_pass(w->alerts, w->db, now_ms, NULL);
+    int n = alerts_offline_pass(w->alerts, w->db, now_ms, live_fn, arg);
     if (n < 0)
         return ST_EIO;
     w->alerts_stored |= n > 0;

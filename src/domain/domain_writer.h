@@ -22,10 +22,6 @@ struct domain_device {
     const char *group; /* NULL none */
 };
 
-/** Live-stream text of alerts that belong to no one frame (geofence alerts). */
-typedef void domain_live_fn(void *arg, int64_t org_id, int64_t device_id, const char *text,
-                            size_t len);
-
 int domain_writer_open(sqlite3 *db, struct domain_writer **out);
 void domain_writer_free(struct domain_writer *w);
 
@@ -45,8 +41,10 @@ int domain_writer_report(struct domain_writer *w, const struct domain_device *de
 /** The batch's reports are stored: evaluate geofences. live_fn may be NULL. */
 int domain_writer_end(struct domain_writer *w, domain_live_fn *live_fn, void *arg);
 
-/** Periodic work in its own transaction (the caller's): offline alerts, command expiry. */
-int domain_writer_periodic(struct domain_writer *w, int64_t now_ms);
+/** Periodic work in its own transaction (the caller's): offline alerts, command expiry.
+ *  live_fn may be NULL. */
+int domain_writer_periodic(struct domain_writer *w, int64_t now_ms, domain_live_fn *live_fn,
+                           void *arg);
 
 /** Alerts were stored since the last call (webhook deliveries may be due). */
 bool domain_writer_take_alerts(struct domain_writer *w);

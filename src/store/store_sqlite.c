@@ -1043,9 +1043,13 @@ static void domain_maybe(struct store *s)
     int64_t now = st_now_ms();
     if (now < s->domain_next_ms)
         return;
+    struct batch *extra = batch_get(s); /* stream text of offline alerts, under the lock */
     pthread_mutex_unlock(&s->lock);
+    if (atomic_exchange(&s->domain_changed, false)) /* a rule added since the last batch */
+        domain_writer_changed(s->domain);
+    bool live = atomic_load_explicit(&s->live, memory_order_relaxed);
     bool ok = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK &&
-              domain_writer_periodic(s->domain, now) == 0 &&
+              domain_writer_periodic(s->domain, now, live ? live_extra : NULL, extra) == 0 &&
               sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
     if (!ok) {
         st_log(ST_LOG_ERROR, "event=domain_periodic_failed db=\"%s\" reason=\"%s\"", s->path,
@@ -1053,11 +1057,28 @@ static void domain_maybe(struct store *s)
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
         domain_writer_changed(s->domain);
         domain_writer_take_alerts(s->domain);
+        extra->n_items = 0;
     } else if (domain_writer_take_alerts(s->domain) && s->opts.alerted) {
         s->opts.alerted(s->opts.alerted_arg);
     }
     pthread_mutex_lock(&s->lock);
     s->domain_next_ms = st_now_ms() + DOMAIN_PERIOD_MS;
+    if (extra->n_items) { /* drained like committed frames: the loop publishes them */
+        if (s->done_tail)
+            s->done_tail->next = extra;
+        else
+            s->done_head = extra;
+        s->done_tail = extra;
+        pthread_mutex_unlock(&s->lock);
+        if (s->opts.notify)
+            s->opts.notify(s->opts.notify_arg);
+        pthread_mutex_lock(&s->lock);
+    } else {
+        batch_reset(extra);
+        extra->next = s->spare;
+        s->spare = extra;
+        s->n_spare++;
+    }
 }
 
 static void record_commit(struct store *s, int rc, double seconds)

@@ -11,6 +11,7 @@ import http.server
 import json
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -249,6 +250,18 @@ def main():
     st, seal = api.get("/api/devices/%d/seal" % ids[DEV1])
     check(st == 200 and seal["state"] == "unsealed", "seal state after the remote unlock: %s %s" % (st, seal))
 
+    # ---- a silent seal: one device_offline alert, on the stream too ----
+    st, js = api.post("/api/alert-rules", {"name": "silent", "types": ["device_offline"], "offline_minutes": 1,
+                                           "device_id": ids[DEV2]})
+    check(st == 201, "offline rule: %s %s" % (st, js))
+    con = sqlite3.connect(srv.db, timeout=10)
+    con.execute("UPDATE device_state SET last_seen = ? WHERE device_id = ?", ((int(time.time()) - 120) * 1000, ids[DEV2]))
+    con.commit()
+    con.close()
+    wait_for("a device_offline alert on the stream",
+             lambda: any(a["type"] == "device_offline" and a["device_id"] == ids[DEV2] for a in stream_alerts), 15)
+    check(srv.sql("SELECT count(*) FROM alerts WHERE type = 'device_offline'")[0][0] == 1, "one alert per silence")
+
     # ---- the shipment from sealing to unsealing, closed; its chain verified ----
     st, js = api.patch("/api/shipments/%d" % ship["id"], {"status": "closed"})
     check(st == 200 and js["status"] == "closed", "close the shipment: %s %s" % (st, js))
@@ -278,7 +291,6 @@ def main():
     # editing one custody row (around the append-only trigger) is named by verify
     row = srv.sql("SELECT id, seq FROM custody_log WHERE shipment_id = ? ORDER BY seq LIMIT 1 OFFSET 2",
                   ship["id"])[0]
-    import sqlite3
     con = sqlite3.connect(srv.db, timeout=10)
     con.execute("DROP TRIGGER custody_log_no_update")
     con.execute("UPDATE custody_log SET actor = 'mallory' WHERE id = ?", (row[0],))

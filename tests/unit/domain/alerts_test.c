@@ -202,6 +202,24 @@ static void test_deliveries_queued(void **state)
 
 /* ---- the stream ---------------------------------------------------------------- */
 
+/* Stream text of alerts that belong to no frame, with the organisation and device given. */
+struct live_seen {
+    int n;
+    int64_t org[8], device[8];
+    struct buf text;
+};
+
+static void on_live(void *arg, int64_t org_id, int64_t device_id, const char *text, size_t len)
+{
+    struct live_seen *l = arg;
+    if (l->n < 8) {
+        l->org[l->n] = org_id;
+        l->device[l->n] = device_id;
+    }
+    l->n++;
+    buf_append(&l->text, text, len);
+}
+
 static json_t *event_json(const char *text, int index, const char *name)
 {
     const char *p = text;
@@ -377,9 +395,12 @@ static void test_offline_once_per_silence(void **state)
                 (long long)(now - 10 * min), (long long)now, (long long)(now - 6 * min));
     struct alerts *a;
     assert_int_equal(alerts_open(tdb.db, &a), 0);
-    struct buf live = {0};
-    assert_int_equal(alerts_offline_pass(a, tdb.db, now, &live),
+    struct live_seen live = {0};
+    assert_int_equal(alerts_offline_pass(a, tdb.db, now, on_live, &live),
                      2); /* rule 1: dev 1; rule 4: dev 3 */
+    assert_int_equal(live.n, 2); /* each with its organisation and device */
+    assert_true((live.org[0] == 1 && live.device[0] == 1 && live.org[1] == 2 && live.device[1] == 3) ||
+                (live.org[0] == 2 && live.device[0] == 3 && live.org[1] == 1 && live.device[1] == 1));
     assert_int_equal(alerts_of(1), 1);
     assert_int_equal(alerts_of(4), 1);
     assert_int_equal(testdb_scalar(tdb.db,
@@ -388,31 +409,31 @@ static void test_offline_once_per_silence(void **state)
                                    " AND json_extract(detail, '$.offline_minutes') = 5",
                                    (long long)((now - 10 * min) / 1000)),
                      1);
-    buf_append(&live, "", 1);
-    json_t *j = event_json((const char *)live.data, 0, "alert");
+    buf_append(&live.text, "", 1);
+    json_t *j = event_json((const char *)live.text.data, 0, "alert");
     assert_string_equal(json_string_value(json_object_get(j, "type")), "device_offline");
     json_decref(j);
     /* the same silence never fires again */
-    assert_int_equal(alerts_offline_pass(a, tdb.db, now + 1000, NULL), 0);
+    assert_int_equal(alerts_offline_pass(a, tdb.db, now + 1000, NULL, NULL), 0);
     /* an hour on, device 2 is silent too: rules 1, 2 (group g2, 30 minutes), 3 (shipment 7) */
-    assert_int_equal(alerts_offline_pass(a, tdb.db, now + 60 * min, NULL), 3);
+    assert_int_equal(alerts_offline_pass(a, tdb.db, now + 60 * min, NULL, NULL), 3);
     assert_int_equal(alerts_of(1), 2);
     assert_int_equal(alerts_of(2), 1);
     assert_int_equal(alerts_of(3), 1);
-    assert_int_equal(alerts_offline_pass(a, tdb.db, now + 61 * min, NULL), 0);
+    assert_int_equal(alerts_offline_pass(a, tdb.db, now + 61 * min, NULL, NULL), 0);
     /* device 1 speaks and falls silent again: a new silence, a new alert */
     testdb_exec(tdb.db, "UPDATE device_state SET last_seen = %lld WHERE device_id = 1",
                 (long long)(now + 2 * min));
-    assert_int_equal(alerts_offline_pass(a, tdb.db, now + 4 * min, NULL), 0);
-    assert_int_equal(alerts_offline_pass(a, tdb.db, now + 8 * min, NULL), 1);
+    assert_int_equal(alerts_offline_pass(a, tdb.db, now + 4 * min, NULL, NULL), 0);
+    assert_int_equal(alerts_offline_pass(a, tdb.db, now + 8 * min, NULL, NULL), 1);
     assert_int_equal(alerts_of(1), 3);
     /* a closed shipment's device is no longer the rule's */
     testdb_exec(tdb.db, "UPDATE shipments SET status = 'closed' WHERE id = 7");
     testdb_exec(tdb.db, "UPDATE device_state SET last_seen = %lld WHERE device_id = 2",
                 (long long)(now + 62 * min));
-    assert_int_equal(alerts_offline_pass(a, tdb.db, now + 100 * min, NULL), 1 + 1); /* rules 1, 2 */
+    assert_int_equal(alerts_offline_pass(a, tdb.db, now + 100 * min, NULL, NULL), 1 + 1); /* rules 1, 2 */
     assert_int_equal(alerts_of(3), 1);
-    buf_free(&live);
+    buf_free(&live.text);
     alerts_free(a);
 }
 
@@ -435,7 +456,7 @@ static void test_offline_bounded(void **state)
     int total = 0, passes = 0;
     for (;;) { /* each pass in its transaction, as the writer runs it */
         testdb_exec(tdb.db, "BEGIN IMMEDIATE");
-        int n = alerts_offline_pass(a, tdb.db, now, NULL);
+        int n = alerts_offline_pass(a, tdb.db, now, NULL, NULL);
         testdb_exec(tdb.db, "COMMIT");
         if (n <= 0)
             break;
@@ -445,7 +466,7 @@ static void test_offline_bounded(void **state)
     }
     assert_int_equal(total, 2500);
     assert_int_equal(passes, 3);
-    assert_int_equal(alerts_offline_pass(a, tdb.db, now, NULL), 0);
+    assert_int_equal(alerts_offline_pass(a, tdb.db, now, NULL, NULL), 0);
     assert_int_equal(alerts_of(1), 2500);
     alerts_free(a);
 }
