@@ -943,9 +943,10 @@ int commands_on_answer(sqlite3 *db, int64_t device_id, int64_t shipment_id, cons
     ev->battery_pct = -1;
     if (!r->protocol)
         return 0;
-    if (strcmp(r->protocol, "jt808") == 0 && strcmp(r->msg_type, "0x0001") == 0) {
+    bool position = strcmp(r->msg_type, "0x0201") == 0; /* the answer to a position query */
+    if (strcmp(r->protocol, "jt808") == 0 && (position || strcmp(r->msg_type, "0x0001") == 0)) {
         const char *serial = report_attr_get(r, "ack_serial");
-        const char *res = report_attr_get(r, "result");
+        const char *res = position ? "0" : report_attr_get(r, "result");
         if (!serial || !res)
             return 0;
         unsigned v = (unsigned)strtoul(res, NULL, 10);

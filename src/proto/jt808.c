@@ -32,6 +32,7 @@ enum {
     MSG_REGISTER = 0x0100,
     MSG_AUTH = 0x0102,
     MSG_LOCATION = 0x0200,
+    MSG_LOCATION_ANSWER = 0x0201, /* answer to 0x8201: the query's serial, then a 0x0200 body */
     MSG_BATCH = 0x0704,
     MSG_JT_REPORT_ACK = 0x4401,
     MSG_JT_REPORT = 0x5501,
@@ -1491,6 +1492,14 @@ static int decode_binary(struct proto_ctx *ctx, const uint8_t *frame, size_t len
         break;
     case MSG_LOCATION:
         rc = decode_location(ctx, h.body, h.body_len, r);
+        break;
+    case MSG_LOCATION_ANSWER:
+        if (h.body_len < 2) {
+            rc = ST_ETRUNCATED;
+            break;
+        }
+        report_attr_uint(r, "ack_serial", be16(h.body));
+        rc = decode_location(ctx, h.body + 2, h.body_len - 2, r);
         break;
     case MSG_BATCH:
         rc = decode_batch(ctx, &h, out, max_out, n_out);

@@ -363,6 +363,35 @@ static void test_jt808_reboot_by_serial(void **state)
     assert_null(ev.type);
 }
 
+/* A position query (0x8201) is answered by 0x0201: the query's serial, then a position. */
+static void test_jt808_position_answered_by_0201(void **state)
+{
+    (void)state;
+    struct outcome a = create((struct command_request){.device_id = JT709A, .type = "position"});
+    assert_int_equal(a.rc, COMMAND_QUEUED);
+    struct proto_ctx ctx = {.now = NOW, .server_serial = 40};
+    struct command_wire w[1];
+    assert_int_equal(take(JT709A, &proto_jt808, &ctx, NOW, w, 1), 1);
+    struct report pos;
+    report_init(&pos, "jt808");
+    pos.fix_time = NOW;
+    pos.has_position = pos.valid = true;
+    pos.lat = 47.5;
+    pos.lon = 8.25;
+    uint8_t body[256], frame[600];
+    ptrdiff_t bl = jt808_encode_location(&pos, body + 2, sizeof body - 2);
+    assert_true(bl > 0);
+    body[0] = 0; /* the query's serial, 40 */
+    body[1] = 40;
+    ptrdiff_t n = jt808_encode_frame(0x0201, JT709A_UID, 78, body, (size_t)bl + 2, frame, sizeof frame);
+    assert_true(n > 0);
+    struct domain_event ev;
+    assert_int_equal(answer(&proto_jt808, JT709A, 0, frame, (size_t)n, &ev), 1);
+    assert_true(reports[0].has_position);
+    assert_true(reports[0].lat > 47.49 && reports[0].lat < 47.51);
+    assert_string_equal(column(a.id, "state"), "confirmed");
+}
+
 /* Serials restart with each connection: an answer names the latest command sent with it. */
 static void test_jt808_serial_reused_after_reconnect(void **state)
 {
@@ -888,6 +917,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_jt709a_hex_template, setup, teardown),
         cmocka_unit_test_setup_teardown(test_jt808_reboot_by_serial, setup, teardown),
         cmocka_unit_test_setup_teardown(test_jt808_serial_reused_after_reconnect, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_jt808_position_answered_by_0201, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_templates_checked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ttl_expiry, setup, teardown),
