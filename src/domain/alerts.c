@@ -24,6 +24,7 @@
 #include "../core/mem.h"
 #include "../core/strmap.h"
 #include "../core/timeutil.h"
+#include "../store/schema.h"
 
 #define OFFLINE_PASS_MAX 1000 /* devices looked at per offline pass, over all rules */
 
@@ -79,14 +80,6 @@ static void stmts_free(struct alerts *a)
     a->db = NULL;
 }
 
-static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st)
-{
-    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) == SQLITE_OK)
-        return 0;
-    st_log(ST_LOG_ERROR, "event=alerts_prepare_failed reason=\"%s\"", sqlite3_errmsg(db));
-    return ST_EIO;
-}
-
 /* The statements on db (prepared again if the caller's connection changed). */
 static int stmts(struct alerts *a, sqlite3 *db)
 {
@@ -96,17 +89,17 @@ static int stmts(struct alerts *a, sqlite3 *db)
     /* sel_offline: a rule's candidate devices, one page of its organisation from a cursor;
      * the last column says "silent and not yet alerted for this silence" (CASE: the EXISTS
      * runs only for silent devices). */
-    if (prepare(db,
+    if (schema_prepare(db,
                 "INSERT INTO alerts(org_id, rule_id, device_id, shipment_id, type, time,"
                 " created_at, event_id, fence_id, lat, lon, detail)"
                 " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 &a->ins_alert) ||
-        prepare(db,
+        schema_prepare(db,
                 "INSERT INTO webhook_deliveries(alert_id, webhook_id, state, attempts,"
                 " next_attempt_at, created_at) SELECT ?1, id, 'pending', 0, ?2, ?2"
                 " FROM webhooks WHERE id = ?3 AND org_id = ?4 AND enabled = 1",
                 &a->ins_delivery) ||
-        prepare(db,
+        schema_prepare(db,
                 "SELECT d.id, d.uid, d.group_name, s.last_seen, s.lat, s.lon,"
                 " (SELECT sh.id FROM shipments sh WHERE sh.device_id = d.id"
                 "  AND sh.status = 'open'),"

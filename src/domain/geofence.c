@@ -21,6 +21,7 @@
 #include "../core/log.h"
 #include "../core/mem.h"
 #include "../core/timeutil.h"
+#include "../store/schema.h"
 
 #define REPLAY_MAX 20000   /* stored fixes one out-of-order replay reads at most */
 #define HITS_MAX 256       /* fences one fix can be inside at once (more are ignored, logged) */
@@ -73,8 +74,7 @@ int geofence_read(sqlite3_stmt *st, int col, struct geofence_def *d)
     d->geo.id = d->id;
     d->geo.shape = (uint8_t)geo_shape_by_name((const char *)sqlite3_column_text(st, col + 4));
     if (!d->geo.shape ||
-        geofence_points_parse((const char *)sqlite3_column_text(st, col + 5), &d->pts,
-                              &d->geo.n))
+        geofence_points_parse((const char *)sqlite3_column_text(st, col + 5), &d->pts, &d->geo.n))
         return ST_EMALFORMED;
     d->geo.pts = d->pts;
     d->geo.radius_m = sqlite3_column_double(st, col + 6);
@@ -102,7 +102,9 @@ int geofence_load(sqlite3 *db, int64_t id, int64_t org, struct geofence_def *d)
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_int64(st, 2, org);
     int rc = sqlite3_step(st);
-    int ret = rc == SQLITE_ROW ? geofence_read(st, 0, d) : rc == SQLITE_DONE ? ST_ENOTFOUND : ST_EIO;
+    int ret = rc == SQLITE_ROW    ? geofence_read(st, 0, d)
+              : rc == SQLITE_DONE ? ST_ENOTFOUND
+                                  : ST_EIO;
     sqlite3_finalize(st);
     return ret;
 }
@@ -145,15 +147,15 @@ struct geofence_engine {
     bool loaded;
     struct fence_entry *fences; /* by index position */
     size_t n_fences;
-    struct idmap fence_pos;     /* fence id → position + 1 */
+    struct idmap fence_pos; /* fence id → position + 1 */
     struct geo_index *ix;
-    struct idmap dev_idx;       /* device id → index into devs + 1 */
+    struct idmap dev_idx; /* device id → index into devs + 1 */
     struct device_geo *devs;
     size_t n_devs, cap_devs;
     struct fix_note *notes;
     size_t n_notes, cap_notes;
-    sqlite3_stmt *sel_mark, *sel_states, *up_state, *del_state, *ins_event,
-        *sel_prev, *sel_window, *sel_last_event, *sel_window_events, *del_event;
+    sqlite3_stmt *sel_mark, *sel_states, *up_state, *del_state, *ins_event, *sel_prev, *sel_window,
+        *sel_last_event, *sel_window_events, *del_event;
     struct buf json;
 };
 
@@ -201,7 +203,8 @@ static int fences_load(struct geofence_engine *g)
 {
     fences_free(g);
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(g->db, "SELECT " GEOFENCE_COLUMNS ", all_devices FROM geofences ORDER BY id",
+    if (sqlite3_prepare_v2(g->db,
+                           "SELECT " GEOFENCE_COLUMNS ", all_devices FROM geofences ORDER BY id",
                            -1, &st, NULL) != SQLITE_OK)
         return ST_EIO;
     size_t cap = 0;
@@ -287,15 +290,6 @@ static size_t fences_at(const struct geofence_engine *g, const struct fix_note *
     return k;
 }
 
-static int prepare(struct geofence_engine *g, sqlite3_stmt **st, const char *sql)
-{
-    if (sqlite3_prepare_v3(g->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK) {
-        st_log(ST_LOG_ERROR, "event=db_error reason=\"%s\" sql=\"%.60s\"", sqlite3_errmsg(g->db), sql);
-        return ST_EIO;
-    }
-    return 0;
-}
-
 int geofence_engine_open(sqlite3 *db, struct geofence_engine **out)
 {
     struct geofence_engine *g = st_calloc(1, sizeof *g);
@@ -303,9 +297,8 @@ int geofence_engine_open(sqlite3 *db, struct geofence_engine **out)
     idmap_init(&g->fence_pos);
     idmap_init(&g->dev_idx);
     atomic_init(&g->reload, true);
-    const char *events_window =
-        " FROM events WHERE device_id = ?1 AND source = 'server'"
-        " AND type IN ('geofence_enter', 'geofence_exit')";
+    const char *events_window = " FROM events WHERE device_id = ?1 AND source = 'server'"
+                                " AND type IN ('geofence_enter', 'geofence_exit')";
     char sql_last[256], sql_window[320];
     snprintf(sql_last, sizeof sql_last,
              "SELECT type%s AND fence_id = ?2 AND (time < ?3 OR (time = ?3 AND position_id <= ?4))"
@@ -316,29 +309,41 @@ int geofence_engine_open(sqlite3 *db, struct geofence_engine **out)
              " AND (time > ?2 OR (time = ?2 AND position_id > ?3))",
              events_window);
     /* the watermark is the device's latest position, which the store keeps anyway */
-    if (prepare(g, &g->sel_mark,
-                "SELECT fix_time, position_id FROM device_state WHERE device_id = ?1"
-                " AND position_id IS NOT NULL") ||
-        prepare(g, &g->sel_states,
-                "SELECT fence_id, inside, since, reported FROM geofence_state WHERE device_id = ?1") ||
-        prepare(g, &g->up_state,
-                "INSERT INTO geofence_state(device_id, fence_id, inside, since, reported)"
-                " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(device_id, fence_id) DO UPDATE SET"
-                " inside = ?3, since = ?4, reported = ?5") ||
-        prepare(g, &g->del_state, "DELETE FROM geofence_state WHERE device_id = ?1 AND fence_id = ?2") ||
-        prepare(g, &g->ins_event,
-                "INSERT INTO events(device_id, time, recv_time, type, source, fence_id, lat, lon,"
-                " position_id, detail) VALUES(?1, ?2, ?3, ?4, 'server', ?5, ?6, ?7, ?8, ?9)") ||
-        prepare(g, &g->sel_prev,
-                "SELECT id, fix_time, lat, lon FROM positions WHERE device_id = ?1 AND valid = 1"
-                " AND (fix_time < ?2 OR (fix_time = ?2 AND id < ?3))"
-                " ORDER BY fix_time DESC, id DESC LIMIT ?4") ||
-        prepare(g, &g->sel_window,
-                "SELECT id, fix_time, lat, lon FROM positions WHERE device_id = ?1 AND valid = 1"
-                " AND (fix_time > ?2 OR (fix_time = ?2 AND id >= ?3))"
-                " ORDER BY fix_time, id LIMIT ?4") ||
-        prepare(g, &g->sel_last_event, sql_last) || prepare(g, &g->sel_window_events, sql_window) ||
-        prepare(g, &g->del_event, "DELETE FROM events WHERE id = ?1")) {
+    if (schema_prepare(g->db,
+                       "SELECT fix_time, position_id FROM device_state WHERE device_id = ?1"
+                       " AND position_id IS NOT NULL",
+                       &g->sel_mark) ||
+        schema_prepare(
+            g->db,
+            "SELECT fence_id, inside, since, reported FROM geofence_state WHERE device_id = ?1",
+            &g->sel_states) ||
+        schema_prepare(g->db,
+                       "INSERT INTO geofence_state(device_id, fence_id, inside, since, reported)"
+                       " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(device_id, fence_id) DO UPDATE SET"
+                       " inside = ?3, since = ?4, reported = ?5",
+                       &g->up_state) ||
+        schema_prepare(g->db, "DELETE FROM geofence_state WHERE device_id = ?1 AND fence_id = ?2",
+                       &g->del_state) ||
+        schema_prepare(
+            g->db,
+            "INSERT INTO events(device_id, time, recv_time, type, source, fence_id, lat, lon,"
+            " position_id, detail) VALUES(?1, ?2, ?3, ?4, 'server', ?5, ?6, ?7, ?8, ?9)",
+            &g->ins_event) ||
+        schema_prepare(
+            g->db,
+            "SELECT id, fix_time, lat, lon FROM positions WHERE device_id = ?1 AND valid = 1"
+            " AND (fix_time < ?2 OR (fix_time = ?2 AND id < ?3))"
+            " ORDER BY fix_time DESC, id DESC LIMIT ?4",
+            &g->sel_prev) ||
+        schema_prepare(
+            g->db,
+            "SELECT id, fix_time, lat, lon FROM positions WHERE device_id = ?1 AND valid = 1"
+            " AND (fix_time > ?2 OR (fix_time = ?2 AND id >= ?3))"
+            " ORDER BY fix_time, id LIMIT ?4",
+            &g->sel_window) ||
+        schema_prepare(g->db, sql_last, &g->sel_last_event) ||
+        schema_prepare(g->db, sql_window, &g->sel_window_events) ||
+        schema_prepare(g->db, "DELETE FROM events WHERE id = ?1", &g->del_event)) {
         geofence_engine_free(g);
         return ST_EIO;
     }
@@ -350,8 +355,8 @@ void geofence_engine_free(struct geofence_engine *g)
 {
     if (!g)
         return;
-    sqlite3_stmt *all[] = {g->sel_mark, g->sel_states, g->up_state, g->del_state,
-                           g->ins_event, g->sel_prev, g->sel_window, g->sel_last_event,
+    sqlite3_stmt *all[] = {g->sel_mark,          g->sel_states, g->up_state,   g->del_state,
+                           g->ins_event,         g->sel_prev,   g->sel_window, g->sel_last_event,
                            g->sel_window_events, g->del_event};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(all[i]);
@@ -527,8 +532,8 @@ struct new_event {
     int dir;
 };
 
-static int event_store(struct geofence_engine *g, const struct fix_note *n, const struct new_event *e,
-                       bool late, domain_event_fn *fn, void *arg)
+static int event_store(struct geofence_engine *g, const struct fix_note *n,
+                       const struct new_event *e, bool late, domain_event_fn *fn, void *arg)
 {
     const struct fence_entry *f = fence_by_id(g, e->fence_id);
     struct jsonw w;
@@ -636,16 +641,17 @@ static int reported_at(struct geofence_engine *g, int64_t device_id, int64_t fen
     sqlite3_bind_int64(st, 3, t);
     sqlite3_bind_int64(st, 4, pos);
     int rc = sqlite3_step(st);
-    *reported = rc == SQLITE_ROW &&
-                strcmp((const char *)sqlite3_column_text(st, 0), "geofence_enter") == 0;
+    *reported =
+        rc == SQLITE_ROW && strcmp((const char *)sqlite3_column_text(st, 0), "geofence_enter") == 0;
     sqlite3_reset(st);
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : ST_EIO;
 }
 
 /* When the side `inside` of a fence began, looking back from fix (t, pos) (inclusive).
  * Only needed while an event is pending; stops once the side has held for dwell_s. */
-static int side_since(struct geofence_engine *g, const struct fix_note *x, const struct fence_entry *f,
-                      int64_t t, int64_t pos, bool inside, int64_t *since)
+static int side_since(struct geofence_engine *g, const struct fix_note *x,
+                      const struct fence_entry *f, int64_t t, int64_t pos, bool inside,
+                      int64_t *since)
 {
     *since = t;
     sqlite3_stmt *st = g->sel_prev;
@@ -667,8 +673,8 @@ static int side_since(struct geofence_engine *g, const struct fix_note *x, const
 /* Out-of-order path: replay the device's stored fixes from the one before its earliest fix
  * of this batch to the latest, for every fence the span touches, and correct the span's
  * events: add the missing (late), remove the ones history proves false. */
-static int evaluate_replay(struct geofence_engine *g, struct device_geo *d, const struct fix_note *first,
-                           domain_event_fn *fn, void *arg)
+static int evaluate_replay(struct geofence_engine *g, struct device_geo *d,
+                           const struct fix_note *first, domain_event_fn *fn, void *arg)
 {
     int rc = ST_EIO;
     struct window_fix *win = NULL;
@@ -705,15 +711,16 @@ static int evaluate_replay(struct geofence_engine *g, struct device_geo *d, cons
             cap_win = cap_win ? cap_win * 2 : 256;
             win = st_realloc(win, cap_win * sizeof *win);
         }
-        win[n_win++] = (struct window_fix){sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
-                                           sqlite3_column_double(st, 2), sqlite3_column_double(st, 3)};
+        win[n_win++] =
+            (struct window_fix){sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
+                                sqlite3_column_double(st, 2), sqlite3_column_double(st, 3)};
     }
     sqlite3_reset(st);
     if (step != SQLITE_DONE || n_win == 0)
         goto out;
     if (n_win == REPLAY_MAX)
-        st_log(ST_LOG_WARN, "event=geofence_replay_cut device=%lld fixes=%d", (long long)d->device_id,
-               REPLAY_MAX);
+        st_log(ST_LOG_WARN, "event=geofence_replay_cut device=%lld fixes=%d",
+               (long long)d->device_id, REPLAY_MAX);
 
     /* fences the span touches: inside at some fix, an event in the span, or active now */
     hits = st_malloc(HITS_MAX * sizeof *hits);
@@ -769,8 +776,8 @@ static int evaluate_replay(struct geofence_engine *g, struct device_geo *d, cons
                 cap_fresh = cap_fresh ? cap_fresh * 2 : 16;
                 fresh = st_realloc(fresh, cap_fresh * sizeof *fresh);
             }
-            fresh[n_fresh++] = (struct new_event){f->def.id, win[i].time, win[i].pos_id,
-                                                  win[i].lat, win[i].lon, dir};
+            fresh[n_fresh++] = (struct new_event){f->def.id,  win[i].time, win[i].pos_id,
+                                                  win[i].lat, win[i].lon,  dir};
         }
     }
 
@@ -809,7 +816,8 @@ static int evaluate_replay(struct geofence_engine *g, struct device_geo *d, cons
         x.fix_time = fresh[i].time;
         x.pos_id = fresh[i].pos_id;
         /* late: the event's fix is older than what the device had already told us */
-        bool late = d->has_mark && fix_before(fresh[i].time, fresh[i].pos_id, d->mark_time, d->mark_pos);
+        bool late =
+            d->has_mark && fix_before(fresh[i].time, fresh[i].pos_id, d->mark_time, d->mark_pos);
         if (event_store(g, &x, &fresh[i], late, fn, arg))
             goto out;
     }
@@ -881,7 +889,8 @@ int geofence_batch_end(struct geofence_engine *g, domain_event_fn *fn, void *arg
         if (!d)
             break;
         const struct fix_note *first = &g->notes[i];
-        bool late = d->has_mark && fix_before(first->fix_time, first->pos_id, d->mark_time, d->mark_pos);
+        bool late =
+            d->has_mark && fix_before(first->fix_time, first->pos_id, d->mark_time, d->mark_pos);
         rc = late ? evaluate_replay(g, d, first, fn, arg)
                   : evaluate_in_order(g, d, first, j - i, fn, arg);
         if (!rc)

@@ -12,6 +12,7 @@
 #include "../core/log.h"
 #include "../core/mem.h"
 #include "../core/timeutil.h"
+#include "../store/schema.h"
 #include "custody.h"
 #include "geofence.h"
 
@@ -34,35 +35,29 @@ struct seal_engine {
     struct buf json;
 };
 
-static int prepare(struct seal_engine *s, sqlite3_stmt **st, const char *sql)
-{
-    if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK) {
-        st_log(ST_LOG_ERROR, "event=db_error reason=\"%s\" sql=\"%.60s\"", sqlite3_errmsg(s->db), sql);
-        return ST_EIO;
-    }
-    return 0;
-}
-
 int seal_engine_open(sqlite3 *db, struct seal_engine **out)
 {
     struct seal_engine *s = st_calloc(1, sizeof *s);
     s->db = db;
     idmap_init(&s->idx);
-    if (prepare(s, &s->sel_shipment,
-                "SELECT id FROM shipments WHERE device_id = ?1 AND status = 'open'") ||
-        prepare(s, &s->sel_state, "SELECT state FROM seal_state WHERE device_id = ?1") ||
-        prepare(s, &s->up_state,
-                "INSERT INTO seal_state(device_id, state, since, event_id, reason)"
-                " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(device_id) DO UPDATE SET"
-                " state = ?2, since = ?3, event_id = ?4, reason = ?5") ||
-        prepare(s, &s->sel_zones,
-                "SELECT fence_id FROM shipment_unlock_zones WHERE shipment_id = ?1") ||
-        prepare(s, &s->has_cards, "SELECT count(*) FROM shipment_cards WHERE shipment_id = ?1") ||
-        prepare(s, &s->sel_card,
-                "SELECT 1 FROM shipment_cards WHERE shipment_id = ?1 AND card = ?2") ||
-        prepare(s, &s->sel_last_pos,
-                "SELECT lat, lon FROM device_state WHERE device_id = ?1 AND valid = 1"
-                " AND lat IS NOT NULL")) {
+    if (schema_prepare(s->db, "SELECT id FROM shipments WHERE device_id = ?1 AND status = 'open'",
+                       &s->sel_shipment) ||
+        schema_prepare(s->db, "SELECT state FROM seal_state WHERE device_id = ?1", &s->sel_state) ||
+        schema_prepare(s->db,
+                       "INSERT INTO seal_state(device_id, state, since, event_id, reason)"
+                       " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(device_id) DO UPDATE SET"
+                       " state = ?2, since = ?3, event_id = ?4, reason = ?5",
+                       &s->up_state) ||
+        schema_prepare(s->db, "SELECT fence_id FROM shipment_unlock_zones WHERE shipment_id = ?1",
+                       &s->sel_zones) ||
+        schema_prepare(s->db, "SELECT count(*) FROM shipment_cards WHERE shipment_id = ?1",
+                       &s->has_cards) ||
+        schema_prepare(s->db, "SELECT 1 FROM shipment_cards WHERE shipment_id = ?1 AND card = ?2",
+                       &s->sel_card) ||
+        schema_prepare(s->db,
+                       "SELECT lat, lon FROM device_state WHERE device_id = ?1 AND valid = 1"
+                       " AND lat IS NOT NULL",
+                       &s->sel_last_pos)) {
         seal_engine_free(s);
         return ST_EIO;
     }
@@ -170,7 +165,8 @@ int seal_on_lock_status(struct seal_engine *s, int64_t device_id, bool locked, i
 }
 
 /* Where the unlock happened: its own fix, else the device's last. */
-static bool unlock_position(struct seal_engine *s, const struct domain_event *e, struct geo_point *p)
+static bool unlock_position(struct seal_engine *s, const struct domain_event *e,
+                            struct geo_point *p)
 {
     if (e->has_pos) {
         *p = (struct geo_point){e->lat, e->lon};
@@ -287,7 +283,7 @@ int seal_on_event(struct seal_engine *s, const struct domain_event *e, domain_ev
     if (state == STATE_UNSEALED && d->shipment_id) {
         int zones;
         bool inside;
-        char zone[sizeof ((struct geofence_def *)0)->name] = "";
+        char zone[sizeof((struct geofence_def *)0)->name] = "";
         if (unlock_zone_check(s, e, &zones, &inside, zone, sizeof zone))
             return ST_EIO;
         if (zones) {
@@ -330,7 +326,8 @@ int seal_on_event(struct seal_engine *s, const struct domain_event *e, domain_ev
             return ST_EIO;
         if (rc) { /* a fact we cannot record is a bug here, not a reason to lose the frame */
             char dev[ST_LOG_TEXT_MAX];
-            st_log(ST_LOG_ERROR, "event=custody_append_failed device=%s shipment=%lld reason=\"%s\"",
+            st_log(ST_LOG_ERROR,
+                   "event=custody_append_failed device=%s shipment=%lld reason=\"%s\"",
                    st_log_text(e->device_uid, dev), (long long)d->shipment_id, st_strerror(rc));
         }
     }

@@ -456,23 +456,15 @@ static void *run(void *arg)
 
 /* ---- life cycle ------------------------------------------------------------------ */
 
-static int prepare(struct webhook_sender *w, const char *sql, sqlite3_stmt **st)
-{
-    if (sqlite3_prepare_v3(w->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) == SQLITE_OK)
-        return 0;
-    st_log(ST_LOG_ERROR, "event=webhook_prepare_failed reason=\"%s\"", sqlite3_errmsg(w->db));
-    return ST_EIO;
-}
-
 static int prepare_all(struct webhook_sender *w)
 {
-    return prepare(w,
+    return schema_prepare(w->db,
                    "SELECT d.id, d.webhook_id FROM webhook_deliveries d"
                    " JOIN webhooks h ON h.id = d.webhook_id WHERE d.state = 'pending'"
                    " AND d.next_attempt_at <= ?1 AND h.enabled = 1"
                    " ORDER BY d.next_attempt_at, d.id LIMIT ?2",
                    &w->sel_due) ||
-           prepare(w,
+           schema_prepare(w->db,
                    "SELECT d.attempts, h.url, h.secret, a.id, a.type, a.time, a.device_id,"
                    " dev.uid, a.shipment_id, a.fence_id, a.lat, a.lon, a.detail, r.id, r.name"
                    " FROM webhook_deliveries d JOIN webhooks h ON h.id = d.webhook_id"
@@ -481,15 +473,15 @@ static int prepare_all(struct webhook_sender *w)
                    " LEFT JOIN devices dev ON dev.id = a.device_id"
                    " WHERE d.id = ?1 AND d.state = 'pending'",
                    &w->sel_one) ||
-           prepare(w,
+           schema_prepare(w->db,
                    "SELECT min(next_attempt_at) FROM webhook_deliveries"
                    " WHERE state = 'pending' AND next_attempt_at > ?1",
                    &w->sel_next) ||
-           prepare(w,
+           schema_prepare(w->db,
                    "UPDATE webhook_deliveries SET state = 'delivered', attempts = ?4,"
                    " last_status = ?2, last_error = NULL, delivered_at = ?3 WHERE id = ?1",
                    &w->upd_ok) ||
-           prepare(w,
+           schema_prepare(w->db,
                    "UPDATE webhook_deliveries SET state = ?2, attempts = ?3,"
                    " last_status = ?4, last_error = ?5, next_attempt_at = ?6 WHERE id = ?1",
                    &w->upd_fail);

@@ -279,3 +279,12 @@ fail:
     sqlite3_close(db);
     return ST_EIO;
 }
+
+int schema_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st)
+{
+    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) == SQLITE_OK)
+        return 0;
+    st_log(ST_LOG_ERROR, "event=db_prepare_failed reason=\"%s\" sql=\"%.60s\"",
+           sqlite3_errmsg(db), sql);
+    return ST_EIO;
+}

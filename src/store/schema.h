@@ -12,4 +12,8 @@ int schema_open(const char *path, int readonly, sqlite3 **out);
 /** The schema version this binary writes. */
 int schema_version(void);
 
+/** Prepare a statement kept for the connection's life (SQLITE_PREPARE_PERSISTENT); a
+ *  failure is logged with SQLite's reason and the start of the SQL. 0 or ST_EIO. */
+int schema_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st);
+
 #endif

@@ -457,40 +457,23 @@ static void wal_buffer_enable(sqlite3 *db)
 
 /* ---- writer thread ---------------------------------------------------- */
 
-static int prepare(struct store *s, sqlite3_stmt **st, const char *sql)
-{
-    if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK) {
-        st_log(ST_LOG_ERROR, "event=db_prepare_failed db=\"%s\" reason=\"%s\"", s->path,
-               sqlite3_errmsg(s->db));
-        return ST_EIO;
-    }
-    return 0;
-}
-
 static int prepare_all(struct store *s)
 {
-    return prepare(s, &s->sel_device,
-                   "SELECT id, tz_offset_min, model, org_id, protocol, group_name FROM devices WHERE uid=?1") ||
-           prepare(s, &s->set_protocol,
-                   "UPDATE devices SET protocol=?2 WHERE id=?1 AND protocol IS NULL") ||
-           prepare(s, &s->ins_device,
-                   "INSERT INTO devices(uid, protocol, created_at) VALUES(?1, ?2, ?3) "
-                   "ON CONFLICT(uid) DO NOTHING") ||
-           prepare(s, &s->ins_raw,
-                   "INSERT INTO raw_frames(device_id, device_uid, recv_time, protocol, transport,"
-                   " peer, status, raw, decoded) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)") ||
-           prepare(s, &s->ins_pos,
-                   "INSERT INTO positions(device_id, fix_time, recv_time, protocol, msg_type,"
+    return schema_prepare(s->db, "SELECT id, tz_offset_min, model, org_id, protocol, group_name FROM devices WHERE uid=?1", &s->sel_device) ||
+           schema_prepare(s->db, "UPDATE devices SET protocol=?2 WHERE id=?1 AND protocol IS NULL", &s->set_protocol) ||
+           schema_prepare(s->db, "INSERT INTO devices(uid, protocol, created_at) VALUES(?1, ?2, ?3) "
+                   "ON CONFLICT(uid) DO NOTHING", &s->ins_device) ||
+           schema_prepare(s->db, "INSERT INTO raw_frames(device_id, device_uid, recv_time, protocol, transport,"
+                   " peer, status, raw, decoded) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)", &s->ins_raw) ||
+           schema_prepare(s->db, "INSERT INTO positions(device_id, fix_time, recv_time, protocol, msg_type,"
                    " valid, lat, lon, altitude, speed_kmh, course, fix, satellites, battery_pct,"
                    " battery_v, charging, gsm_signal, odometer_km, lock_state, mcc, mnc, lac, cid,"
                    " attrs, raw_id) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,"
-                   "?16,?17,?18,?19,?20,?21,?22,?23,?24,?25)") ||
-           prepare(s, &s->ins_event,
-                   "INSERT INTO events(device_id, time, recv_time, type, source, card, granted,"
+                   "?16,?17,?18,?19,?20,?21,?22,?23,?24,?25)", &s->ins_pos) ||
+           schema_prepare(s->db, "INSERT INTO events(device_id, time, recv_time, type, source, card, granted,"
                    " fence_id, reason, lat, lon, position_id, raw_id)"
-                   " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)") ||
-           prepare(s, &s->upsert_state,
-                   "INSERT INTO device_state(device_id, last_seen, protocol, transport, peer,"
+                   " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)", &s->ins_event) ||
+           schema_prepare(s->db, "INSERT INTO device_state(device_id, last_seen, protocol, transport, peer,"
                    " fix_time, valid, lat, lon, speed_kmh, course, battery_pct, lock_state,"
                    " position_id) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14) "
                    "ON CONFLICT(device_id) DO UPDATE SET last_seen=excluded.last_seen,"
@@ -512,20 +495,17 @@ static int prepare_all(struct store *s)
                    " course=CASE WHEN excluded.fix_time >= coalesce(fix_time, 0)"
                    "   AND excluded.position_id IS NOT NULL THEN excluded.course ELSE course END,"
                    " fix_time=CASE WHEN excluded.fix_time >= coalesce(fix_time, 0)"
-                   "   AND excluded.position_id IS NOT NULL THEN excluded.fix_time ELSE fix_time END") ||
-           prepare(s, &s->trim_raw, "DELETE FROM raw_frames WHERE id <= ?1") ||
-           prepare(s, &s->sel_retention,
-                   "SELECT id, retention_positions_days, retention_raw_days FROM orgs"
-                   " WHERE retention_positions_days IS NOT NULL OR retention_raw_days IS NOT NULL") ||
+                   "   AND excluded.position_id IS NOT NULL THEN excluded.fix_time ELSE fix_time END", &s->upsert_state) ||
+           schema_prepare(s->db, "DELETE FROM raw_frames WHERE id <= ?1", &s->trim_raw) ||
+           schema_prepare(s->db, "SELECT id, retention_positions_days, retention_raw_days FROM orgs"
+                   " WHERE retention_positions_days IS NOT NULL OR retention_raw_days IS NOT NULL", &s->sel_retention) ||
            /* per device, a range of the (device_id, time) index: no table scan */
-           prepare(s, &s->del_positions,
-                   "DELETE FROM positions WHERE id IN (SELECT p.id FROM devices d"
+           schema_prepare(s->db, "DELETE FROM positions WHERE id IN (SELECT p.id FROM devices d"
                    " JOIN positions p ON p.device_id = d.id AND p.fix_time < ?2"
-                   " WHERE d.org_id = ?1 LIMIT ?3)") ||
-           prepare(s, &s->del_raw,
-                   "DELETE FROM raw_frames WHERE id IN (SELECT r.id FROM devices d"
+                   " WHERE d.org_id = ?1 LIMIT ?3)", &s->del_positions) ||
+           schema_prepare(s->db, "DELETE FROM raw_frames WHERE id IN (SELECT r.id FROM devices d"
                    " JOIN raw_frames r ON r.device_id = d.id AND r.recv_time < ?2"
-                   " WHERE d.org_id = ?1 LIMIT ?3)");
+                   " WHERE d.org_id = ?1 LIMIT ?3)", &s->del_raw);
 }
 
 static void finalize_all(struct store *s)
