@@ -426,18 +426,6 @@ static bool fix_before(int64_t t1, int64_t p1, int64_t t2, int64_t p2)
     return t1 < t2 || (t1 == t2 && p1 < p2);
 }
 
-static int step_done(struct geofence_engine *g, sqlite3_stmt *st)
-{
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-        st_log(ST_LOG_ERROR, "event=db_error reason=\"%s\"", sqlite3_errmsg(g->db));
-        return ST_EIO;
-    }
-    return 0;
-}
-
 static struct device_geo *device_get(struct geofence_engine *g, int64_t device_id, int *err)
 {
     int64_t *idx = idmap_get(&g->dev_idx, device_id);
@@ -560,7 +548,7 @@ static int event_store(struct geofence_engine *g, const struct fix_note *n,
     sqlite3_bind_double(st, 7, e->lon);
     sqlite3_bind_int64(st, 8, e->pos_id);
     sqlite3_bind_text(st, 9, (const char *)g->json.data, (int)g->json.len, SQLITE_STATIC);
-    if (step_done(g, st))
+    if (schema_step(st))
         return ST_EIO;
     struct domain_event de = {
         .type = type,
@@ -798,7 +786,7 @@ static int evaluate_replay(struct geofence_engine *g, struct device_geo *d,
             }
         if (!kept && fence_by_id(g, fence)) {
             sqlite3_bind_int64(g->del_event, 1, ev_id);
-            if (step_done(g, g->del_event))
+            if (schema_step(g->del_event))
                 goto out_reset;
             st_log(ST_LOG_INFO,
                    "event=geofence_event_retracted device=%lld fence=%lld event=%lld "
@@ -864,7 +852,7 @@ static int device_flush(struct geofence_engine *g, struct device_geo *d)
                 sqlite3_bind_int64(st, 4, s->since);
                 sqlite3_bind_int(st, 5, s->reported);
             }
-            if (step_done(g, st))
+            if (schema_step(st))
                 return ST_EIO;
             s->dirty = false;
         }

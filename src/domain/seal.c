@@ -147,10 +147,7 @@ static int state_set(struct seal_engine *s, struct seal_device *d, int64_t devic
         sqlite3_bind_int64(st, 4, event_id);
     if (reason && reason[0])
         sqlite3_bind_text(st, 5, reason, -1, SQLITE_TRANSIENT);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    return rc == SQLITE_DONE ? 0 : ST_EIO;
+    return schema_step(st);
 }
 
 int seal_on_lock_status(struct seal_engine *s, int64_t device_id, bool locked, int64_t time)

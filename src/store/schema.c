@@ -288,3 +288,16 @@ int schema_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st)
            sqlite3_errmsg(db), sql);
     return ST_EIO;
 }
+
+int schema_step(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc == SQLITE_DONE || rc == SQLITE_ROW)
+        return 0;
+    sqlite3 *db = sqlite3_db_handle(st);
+    st_log(ST_LOG_ERROR, "event=db_write_failed db=\"%s\" reason=\"%s\"",
+           sqlite3_db_filename(db, "main"), sqlite3_errmsg(db));
+    return ST_EIO;
+}

@@ -16,4 +16,9 @@ int schema_version(void);
  *  failure is logged with SQLite's reason and the start of the SQL. 0 or ST_EIO. */
 int schema_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st);
 
+/** Run a prepared write (or one-row read whose row is not wanted) and reset it for the next
+ *  use, bindings cleared; a failure is logged with the database and SQLite's reason. 0 or
+ *  ST_EIO. */
+int schema_step(sqlite3_stmt *st);
+
 #endif

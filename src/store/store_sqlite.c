@@ -518,19 +518,6 @@ static void finalize_all(struct store *s)
         sqlite3_finalize(all[i]);
 }
 
-static int step_done(struct store *s, sqlite3_stmt *st)
-{
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-        st_log(ST_LOG_ERROR, "event=db_write_failed db=\"%s\" reason=\"%s\"", s->path,
-               sqlite3_errmsg(s->db));
-        return ST_EIO;
-    }
-    return 0;
-}
-
 static void bind_text(sqlite3_stmt *st, int i, const char *v)
 {
     if (v && *v)
@@ -589,7 +576,7 @@ static int device_lookup(struct store *s, const char *uid, const char *protocol,
             if (no_protocol) { /* added by the API or the CLI before its first frame */
                 sqlite3_bind_int64(s->set_protocol, 1, e->id);
                 sqlite3_bind_text(s->set_protocol, 2, protocol, -1, SQLITE_STATIC);
-                if (step_done(s, s->set_protocol))
+                if (schema_step(s->set_protocol))
                     return ST_EIO;
             }
             *out = e;
@@ -603,7 +590,7 @@ static int device_lookup(struct store *s, const char *uid, const char *protocol,
         sqlite3_bind_text(s->ins_device, 1, uid, -1, SQLITE_STATIC);
         sqlite3_bind_text(s->ins_device, 2, protocol, -1, SQLITE_STATIC);
         sqlite3_bind_int64(s->ins_device, 3, st_now());
-        if (step_done(s, s->ins_device))
+        if (schema_step(s->ins_device))
             return ST_EIO;
         char dev[ST_LOG_TEXT_MAX];
         st_log(ST_LOG_INFO, "event=device_registered device=%s protocol=%s", st_log_text(uid, dev),
@@ -685,7 +672,7 @@ static int state_flush(struct store *s)
         if (a->battery_pct >= 0)
             sqlite3_bind_int(st, 12, a->battery_pct);
         sqlite3_bind_text(st, 13, report_lock_name(a->lock), -1, SQLITE_STATIC);
-        if (step_done(s, st))
+        if (schema_step(st))
             return ST_EIO;
     }
     return 0;
@@ -739,7 +726,7 @@ static int write_report(struct store *s, const struct item *it, struct device_en
         }
         sqlite3_bind_text(st, 24, (const char *)s->json.data, (int)s->json.len, SQLITE_STATIC);
         sqlite3_bind_int64(st, 25, raw_id);
-        if (step_done(s, st))
+        if (schema_step(st))
             return ST_EIO;
         pos_id = sqlite3_last_insert_rowid(s->db);
     }
@@ -765,7 +752,7 @@ static int write_report(struct store *s, const struct item *it, struct device_en
             sqlite3_bind_int64(st, 12, pos_id);
         }
         sqlite3_bind_int64(st, 13, raw_id);
-        if (step_done(s, st))
+        if (schema_step(st))
             return ST_EIO;
         event_ids[i] = sqlite3_last_insert_rowid(s->db);
     }
@@ -846,7 +833,7 @@ static int write_item(struct store *s, struct batch *b, struct item *it, int64_t
             const char *json = decoded_json(s, reps, it->n_reports);
             sqlite3_bind_text(st, 9, json, (int)s->json.len, SQLITE_STATIC);
         }
-        if (step_done(s, st))
+        if (schema_step(st))
             return ST_EIO;
         *last_raw = sqlite3_last_insert_rowid(s->db);
     }
@@ -918,7 +905,7 @@ static int commit_batch(struct store *s, struct batch *b)
         goto fail;
     if (last_raw > s->opts.raw_frames_max && s->opts.raw_frames_max >= 0) {
         sqlite3_bind_int64(s->trim_raw, 1, last_raw - s->opts.raw_frames_max);
-        if (step_done(s, s->trim_raw))
+        if (schema_step(s->trim_raw))
             goto fail;
     }
     if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
@@ -950,7 +937,7 @@ static int64_t retention_delete(struct store *s, sqlite3_stmt *st, int64_t org, 
     sqlite3_bind_int64(st, 1, org);
     sqlite3_bind_int64(st, 2, before);
     sqlite3_bind_int(st, 3, RETENTION_BATCH);
-    if (step_done(s, st))
+    if (schema_step(st))
         return -1;
     return sqlite3_changes(s->db);
 }
