@@ -25,7 +25,8 @@ struct domain_device {
 int domain_writer_open(sqlite3 *db, struct domain_writer **out);
 void domain_writer_free(struct domain_writer *w);
 
-/** Fences, shipments or rules changed (the API): re-read before the next batch. Any thread. */
+/** Fences, shipments or rules changed (the API told the store): re-read them before the next
+ *  batch. Writer thread. */
 void domain_writer_changed(struct domain_writer *w);
 
 /** Start a batch (in the open transaction). */

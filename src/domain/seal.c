@@ -1,7 +1,6 @@
 /* seal.c — seal state and custody facts from device events (seal.h). */
 #include "seal.h"
 
-#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -26,7 +25,6 @@ struct seal_device {
 
 struct seal_engine {
     sqlite3 *db;
-    atomic_bool reload;
     struct idmap idx; /* device id → index into devs + 1 */
     struct seal_device *devs;
     size_t n_devs, cap_devs;
@@ -81,7 +79,8 @@ void seal_engine_free(struct seal_engine *s)
 
 void seal_engine_reload(struct seal_engine *s)
 {
-    atomic_store(&s->reload, true);
+    idmap_clear(&s->idx);
+    s->n_devs = 0;
 }
 
 /* One integer (or NULL as 0) from a one-row query. */
@@ -95,10 +94,6 @@ static int query_int(sqlite3_stmt *st, int64_t *out)
 
 static struct seal_device *device_get(struct seal_engine *s, int64_t device_id)
 {
-    if (atomic_exchange(&s->reload, false)) {
-        idmap_clear(&s->idx);
-        s->n_devs = 0;
-    }
     int64_t *idx = idmap_get(&s->idx, device_id);
     if (idx)
         return &s->devs[*idx - 1];

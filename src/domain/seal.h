@@ -22,7 +22,7 @@ struct seal_engine;
 int seal_engine_open(sqlite3 *db, struct seal_engine **out);
 void seal_engine_free(struct seal_engine *s);
 
-/** Shipments were opened or closed elsewhere: forget the cached ones. */
+/** Shipments were opened or closed elsewhere: forget the cached ones (writer thread). */
 void seal_engine_reload(struct seal_engine *s);
 
 /** The device's open shipment (0 none), cached. 0 or ST_EIO. */
