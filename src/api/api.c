@@ -507,6 +507,24 @@ int api_user_name(struct api_call *c, char *out, size_t cap)
     return 0;
 }
 
+int api_org_has(struct api_call *c, const char *sql, int64_t id, const char *text)
+{
+    sqlite3_stmt *st;
+    if (api_prepare(c, sql, &st))
+        return -1;
+    sqlite3_bind_int64(st, 1, c->who.org_id);
+    if (text)
+        sqlite3_bind_text(st, 2, text, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_int64(st, 2, id);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+        return rc == SQLITE_ROW;
+    api_db_error(c);
+    return -1;
+}
+
 bool api_begin(struct api_call *c)
 {
     if (sqlite3_exec(c->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK)

@@ -130,6 +130,9 @@ void api_answer_owned(struct api_call *c, const char *select, int64_t id, int st
 /** Delete row c->id of table if it is the caller's organisation's; false when answered
  *  (404 not_found, or the database error). */
 bool api_delete_owned(struct api_call *c, const char *table, const char *not_found);
+/** Does sql ("… WHERE org_id = ?1 AND <key> = ?2") find a row of the caller's organisation
+ *  for the integer id, or for text when not NULL? 1 or 0; -1 on a database error (answered). */
+int api_org_has(struct api_call *c, const char *sql, int64_t id, const char *text);
 /** BEGIN IMMEDIATE; false when answered (busy: 503). */
 bool api_begin(struct api_call *c);
 /** COMMIT; false when answered (rolled back). */

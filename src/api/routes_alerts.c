@@ -37,26 +37,6 @@ static int type_index(const char *s)
     return -1;
 }
 
-/* Does a query on the caller's organisation find a row (id or text key)? -1 on a database
- * error (answered). */
-static int org_has(struct api_call *c, const char *sql, int64_t id, const char *text)
-{
-    sqlite3_stmt *st;
-    if (api_prepare(c, sql, &st))
-        return -1;
-    sqlite3_bind_int64(st, 1, c->who.org_id);
-    if (text)
-        sqlite3_bind_text(st, 2, text, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_int64(st, 2, id);
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (rc == SQLITE_ROW || rc == SQLITE_DONE)
-        return rc == SQLITE_ROW;
-    api_db_error(c);
-    return -1;
-}
-
 /* ---- webhooks ---------------------------------------------------------------- */
 
 #define WEBHOOK_COLUMNS "id, name, url, enabled, created_at"
@@ -254,7 +234,7 @@ void api_webhook_deliveries(struct api_call *c)
     if (api_query_int(c, "before_id", 1, INT64_MAX, 0, &before) ||
         api_query_int(c, "limit", 1, PAGE_MAX, PAGE_DEFAULT, &limit))
         return;
-    int found = org_has(c, "SELECT 1 FROM webhooks WHERE org_id = ?1 AND id = ?2", c->id, NULL);
+    int found = api_org_has(c, "SELECT 1 FROM webhooks WHERE org_id = ?1 AND id = ?2", c->id, NULL);
     if (found <= 0) {
         if (found == 0)
             api_error(c, 404, NULL, "no such webhook");
@@ -474,7 +454,7 @@ static int rule_parse(struct api_call *c, const json_t *patch, struct rule_in *i
     for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++) {
         if (!refs[i].set)
             continue;
-        int found = org_has(c, refs[i].sql, refs[i].id, refs[i].text);
+        int found = api_org_has(c, refs[i].sql, refs[i].id, refs[i].text);
         if (found == 0)
             api_error(c, 400, refs[i].field, "%s", refs[i].missing);
         if (found <= 0)

@@ -102,16 +102,10 @@ static void answer_shipment(struct api_call *c, int64_t id, int status)
 /* Is fence `id` one of the caller's organisation? (400 naming field when not.) */
 static bool fence_ok(struct api_call *c, int64_t id, const char *field)
 {
-    sqlite3_stmt *st;
-    if (api_prepare(c, "SELECT 1 FROM geofences WHERE id = ?1 AND org_id = ?2", &st))
-        return false;
-    sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_int64(st, 2, c->who.org_id);
-    bool ok = sqlite3_step(st) == SQLITE_ROW;
-    sqlite3_finalize(st);
-    if (!ok)
+    int found = api_org_has(c, "SELECT 1 FROM geofences WHERE org_id = ?1 AND id = ?2", id, NULL);
+    if (found == 0)
         api_error(c, 400, field, "no geofence %" PRId64 " in this organisation", id);
-    return ok;
+    return found == 1;
 }
 
 /* Bind item i of a list to ins (parameter 1, the shipment, is bound); -1 answered. */
