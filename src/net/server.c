@@ -103,8 +103,10 @@ struct server {
     /* remote commands: one delivery job at a time on the thread pool, with its own connection */
     sqlite3 *cmd_db;
     struct idmap conn_by_device; /* device row → its newest connection (0 once closed) */
-    int64_t *cmd_queue;          /* device rows whose queued commands to look up */
-    size_t n_cmd_queue, cap_cmd_queue;
+    int64_t *cmd_queue;          /* device rows whose queued commands to look up, from cmd_head */
+    size_t cmd_head, n_cmd_queue, cap_cmd_queue;
+    struct idmap cmd_queued;     /* device row → 1 while in cmd_queue (a connect storm queues
+                                    thousands: no scan, no shifting) */
     bool cmd_busy;
 };
 
@@ -417,9 +419,11 @@ static void cmd_done(uv_work_t *w, int status)
 
 static void cmd_next(struct server *srv)
 {
-    while (!srv->cmd_busy && !srv->stopping && srv->n_cmd_queue) {
-        int64_t row = srv->cmd_queue[0];
-        memmove(srv->cmd_queue, srv->cmd_queue + 1, --srv->n_cmd_queue * sizeof *srv->cmd_queue);
+    while (!srv->cmd_busy && !srv->stopping && srv->cmd_head < srv->n_cmd_queue) {
+        int64_t row = srv->cmd_queue[srv->cmd_head++];
+        if (srv->cmd_head == srv->n_cmd_queue)
+            srv->cmd_head = srv->n_cmd_queue = 0;
+        *idmap_put(&srv->cmd_queued, row, 0) = 0;
         struct conn *c = conn_of_device(srv, row);
         if (!c || !c->stream.proto || !c->stream.proto->encode_command)
             continue;
@@ -437,9 +441,16 @@ static void cmd_next(struct server *srv)
 
 static void cmd_schedule(struct server *srv, int64_t device_row)
 {
-    for (size_t i = 0; i < srv->n_cmd_queue; i++)
-        if (srv->cmd_queue[i] == device_row)
-            return;
+    int64_t *queued = idmap_put(&srv->cmd_queued, device_row, 0);
+    if (*queued)
+        return;
+    *queued = 1;
+    if (srv->n_cmd_queue == srv->cap_cmd_queue && srv->cmd_head) { /* reuse the taken front */
+        srv->n_cmd_queue -= srv->cmd_head;
+        memmove(srv->cmd_queue, srv->cmd_queue + srv->cmd_head,
+                srv->n_cmd_queue * sizeof *srv->cmd_queue);
+        srv->cmd_head = 0;
+    }
     if (srv->n_cmd_queue == srv->cap_cmd_queue) {
         srv->cap_cmd_queue = srv->cap_cmd_queue ? srv->cap_cmd_queue * 2 : 64;
         srv->cmd_queue = st_realloc(srv->cmd_queue, srv->cap_cmd_queue * sizeof *srv->cmd_queue);
@@ -831,6 +842,7 @@ int server_run(const struct st_config *cfg)
     srv->loop = uv_default_loop();
     strmap_init(&srv->per_ip);
     idmap_init(&srv->conn_by_device);
+    idmap_init(&srv->cmd_queued);
     int rc = ST_EIO;
 
     uv_async_init(srv->loop, &srv->committed, on_committed);
@@ -926,6 +938,7 @@ out:
     sqlite3_close(srv->cmd_db); /* the loop ran dry: no delivery job is left */
     idmap_deinit(&srv->conn_by_device);
     st_free(srv->cmd_queue);
+    idmap_deinit(&srv->cmd_queued);
     uv_loop_close(srv->loop);
     strmap_deinit(&srv->per_ip);
     dialect_table_free(srv->dialects);
